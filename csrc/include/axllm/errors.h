@@ -1,0 +1,49 @@
+#pragma once
+// The core's error model: every failure is a typed exception whose message names the file,
+// tensor, group or vendor function involved. Bad arguments throw std::invalid_argument
+// (Python ValueError) or axllm::TypeMismatch (Python TypeError); runtime failures throw a
+// subclass of axllm::Error (Python axllm.AxllmError).
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+namespace axllm {
+
+// Base of every runtime failure raised by the core.
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// A model file is missing, truncated, malformed or inconsistent; the message names the file.
+class ModelLoadError : public Error {
+ public:
+  using Error::Error;
+};
+
+// A model file or checkpoint declares an architecture the engine does not implement.
+class UnsupportedModelError : public ModelLoadError {
+ public:
+  using ModelLoadError::ModelLoadError;
+};
+
+// An engine call failed. `function` is the engine or vendor function, `code` its return code.
+class EngineError : public Error {
+ public:
+  EngineError(std::string function, int64_t code, const std::string& message)
+      : Error(message), function_(std::move(function)), code_(code) {}
+  const std::string& function() const { return function_; }
+  int64_t code() const { return code_; }
+
+ private:
+  std::string function_;
+  int64_t code_;
+};
+
+// A tensor was given with a dtype other than the one the model declares.
+class TypeMismatch : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
+
+}  // namespace axllm

@@ -1,0 +1,104 @@
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <optional>
+
+#include "axllm/errors.h"
+#include "axllm/session.h"
+#include "bindings.h"
+#include "cpu/kernels.h"
+#include "util/thread_pool.h"
+
+namespace py = pybind11;
+
+namespace axllm::python {
+namespace {
+
+std::optional<DType> numpy_dtype(const py::array& a) {
+  const std::string name = py::str(a.dtype().attr("name"));
+  if (name == "bfloat16") return DType::kBF16;
+  if (name == "float16") return DType::kFP16;
+  if (name == "float32") return DType::kFP32;
+  if (name == "uint32") return DType::kUInt32;
+  if (name == "int32") return DType::kInt32;
+  if (name == "uint8") return DType::kUInt8;
+  if (name == "int8") return DType::kInt8;
+  return std::nullopt;
+}
+
+HostTensor host_tensor(const std::string& name, const py::array& a, bool writable) {
+  if (!(a.flags() & py::array::c_style)) {
+    throw std::invalid_argument("tensor '" + name + "': array must be C-contiguous");
+  }
+  if (writable && !a.writeable()) {
+    throw std::invalid_argument("tensor '" + name + "': destination array is read-only");
+  }
+  const auto dtype = numpy_dtype(a);
+  if (!dtype) {
+    throw TypeMismatch("tensor '" + name + "': numpy dtype " +
+                       std::string(py::str(a.dtype())) + " is not an engine tensor dtype");
+  }
+  HostTensor t;
+  t.name = name;
+  t.dtype = *dtype;
+  t.shape.assign(a.shape(), a.shape() + a.ndim());
+  t.data = const_cast<void*>(a.data());
+  t.bytes = static_cast<size_t>(a.nbytes());
+  return t;
+}
+
+py::list spec_list(const std::vector<TensorSpec>& specs) {
+  py::list out;
+  for (const auto& s : specs) {
+    out.append(py::make_tuple(s.name, py::tuple(py::cast(s.shape)), dtype_name(s.dtype), s.bytes));
+  }
+  return out;
+}
+
+}  // namespace
+
+void register_session(py::module_& m) {
+  py::class_<Session>(m, "Session", "One engine model with a buffer per tensor per shape group.")
+      .def(py::init([](const std::string& path, const std::string& backend) {
+             if (backend != "cpu") {
+               throw std::invalid_argument("backend '" + backend +
+                                           "' is not available (available: cpu)");
+             }
+             py::gil_scoped_release release;
+             return std::make_unique<Session>(cpu_backend(), path);
+           }),
+           py::arg("path"), py::arg("backend") = "cpu")
+      .def_property_readonly("num_groups", &Session::num_groups)
+      .def_property_readonly("path", &Session::path)
+      .def(
+          "group_io",
+          [](const Session& s, int g) {
+            const GroupSpec& spec = s.group(g);
+            return py::make_tuple(spec_list(spec.inputs), spec_list(spec.outputs));
+          },
+          py::arg("shape_group"),
+          "([(name, shape, dtype, bytes)] inputs, [...] outputs) of a shape group.")
+      .def(
+          "run",
+          [](Session& s, int g, const std::vector<std::pair<std::string, py::array>>& feeds,
+             const std::vector<std::pair<std::string, py::array>>& outputs) {
+            std::vector<HostTensor> ins;
+            std::vector<HostTensor> outs;
+            for (const auto& [name, a] : feeds) ins.push_back(host_tensor(name, a, false));
+            for (const auto& [name, a] : outputs) outs.push_back(host_tensor(name, a, true));
+            py::gil_scoped_release release;
+            s.run(g, ins, outs);
+          },
+          py::arg("shape_group"), py::arg("feeds"), py::arg("outputs"),
+          "Copy feeds in, run the group with the GIL released, copy outputs into the given arrays.");
+
+  m.def("cpu_kernel", [] { return std::string(detail::kernel_name()); },
+        "The CPU engine's kernel family in use: avx512, avx2 or generic.");
+  m.def("set_cpu_kernel", [](const std::string& name) { return detail::set_kernel(name.c_str()); },
+        py::arg("name"), "Select a kernel family (for tests); False if the CPU cannot run it.");
+  m.def("cpu_threads", [] { return detail::default_thread_count(); },
+        "Threads the CPU engine uses (AXLLM_NUM_THREADS or the core count).");
+}
+
+}  // namespace axllm::python

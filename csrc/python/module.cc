@@ -1,0 +1,8 @@
+#include "bindings.h"
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "axllm native core: engines, sessions and (later) the LLM runtime";
+  axllm::python::register_errors(m);
+  axllm::python::register_log(m);
+  axllm::python::register_session(m);
+}

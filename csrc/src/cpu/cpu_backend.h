@@ -1,0 +1,27 @@
+#pragma once
+// The software NPU: a Backend whose models are ".cpumodel" files executed on the host CPU with
+// exactly the groups, tensor names, shapes and dtypes of the pulsar2-compiled layer they stand for.
+#include <memory>
+#include <mutex>
+
+#include "axllm/engine.h"
+#include "cpu/host_model_file.h"
+#include "cpu/workspace.h"
+#include "util/thread_pool.h"
+
+namespace axllm::detail {
+
+// State shared by every model of one CPU backend: threads and scratch, used one run at a time.
+struct CpuCompute {
+  explicit CpuCompute(int n_threads) : pool(n_threads) {}
+  std::mutex mutex;
+  ThreadPool pool;
+  Workspace workspace;
+};
+
+// The group specs a layer or post file exposes (pure function of its header; used by tests).
+std::vector<GroupSpec> cpu_model_groups(const HostModelHeader& header);
+
+std::shared_ptr<Backend> make_cpu_backend(int n_threads);
+
+}  // namespace axllm::detail

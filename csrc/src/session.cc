@@ -1,0 +1,118 @@
+#include "axllm/session.h"
+
+#include <set>
+
+#include "axllm/errors.h"
+
+namespace axllm {
+
+Session::Session(std::shared_ptr<Backend> backend, const std::string& path)
+    : backend_(std::move(backend)), model_(backend_->load_model(path)) {
+  buffers_.resize(model_->groups().size());
+  bound_.assign(model_->groups().size(), false);
+}
+
+int Session::num_groups() const { return static_cast<int>(model_->groups().size()); }
+
+const std::string& Session::path() const { return model_->path(); }
+
+const GroupSpec& Session::group(int shape_group) const {
+  if (shape_group < 0 || shape_group >= num_groups()) {
+    throw std::invalid_argument("shape_group=" + std::to_string(shape_group) +
+                                " is out of range: " + path() + " has " +
+                                std::to_string(num_groups()) + " shape group(s)");
+  }
+  return model_->groups()[shape_group];
+}
+
+void Session::check_inputs(int shape_group, const std::vector<HostTensor>& inputs) const {
+  const GroupSpec& spec = group(shape_group);
+  std::set<int> seen;
+  for (const HostTensor& t : inputs) {
+    const int i = find_tensor(spec.inputs, t.name, shape_group);
+    if (i < 0) {
+      std::string names;
+      for (const auto& s : spec.inputs) names += (names.empty() ? "" : ", ") + s.name;
+      throw std::invalid_argument("input_feed has '" + t.name + "', which is not an input of "
+                                  "shape_group " + std::to_string(shape_group) + " (inputs: " +
+                                  names + ")");
+    }
+    if (!seen.insert(i).second) {
+      throw std::invalid_argument("input '" + t.name + "' is fed twice");
+    }
+    const TensorSpec& ts = spec.inputs[i];
+    if (t.dtype != ts.dtype) {
+      throw TypeMismatch("input '" + ts.name + "' of shape_group " +
+                         std::to_string(shape_group) + " must be " + dtype_name(ts.dtype) +
+                         ", got " + dtype_name(t.dtype));
+    }
+    if (t.shape != ts.shape) {
+      throw std::invalid_argument("input '" + ts.name + "' of shape_group " +
+                                  std::to_string(shape_group) + " must have shape " +
+                                  shape_string(ts.shape) + ", got " + shape_string(t.shape));
+    }
+    if (t.bytes != ts.bytes) {
+      throw std::invalid_argument("input '" + ts.name + "': " + std::to_string(t.bytes) +
+                                  " bytes given, " + std::to_string(ts.bytes) + " expected");
+    }
+  }
+  for (size_t i = 0; i < spec.inputs.size(); ++i) {
+    if (!seen.count(static_cast<int>(i))) {
+      throw std::invalid_argument("input_feed is missing input '" + spec.inputs[i].name +
+                                  "' of shape_group " + std::to_string(shape_group));
+    }
+  }
+}
+
+int Session::output_index(int shape_group, const std::string& name) const {
+  const GroupSpec& spec = group(shape_group);
+  const int i = find_tensor(spec.outputs, name, shape_group);
+  if (i < 0) {
+    std::string names;
+    for (const auto& s : spec.outputs) names += (names.empty() ? "" : ", ") + s.name;
+    throw std::invalid_argument("'" + name + "' is not an output of shape_group " +
+                                std::to_string(shape_group) + " (outputs: " + names + ")");
+  }
+  return i;
+}
+
+void Session::ensure_bound(int shape_group) {
+  if (bound_[shape_group]) return;
+  const GroupSpec& spec = model_->groups()[shape_group];
+  auto& bufs = buffers_[shape_group];
+  for (const auto* list : {&spec.inputs, &spec.outputs}) {
+    for (const TensorSpec& ts : *list) {
+      auto buf = backend_->allocate(ts.bytes);
+      model_->bind(shape_group, ts.name, buf, 0);
+      bufs[ts.name] = std::move(buf);
+    }
+  }
+  bound_[shape_group] = true;
+}
+
+void Session::run(int shape_group, const std::vector<HostTensor>& inputs,
+                  const std::vector<HostTensor>& outputs) {
+  check_inputs(shape_group, inputs);
+  const GroupSpec& spec = model_->groups()[shape_group];
+  for (const HostTensor& o : outputs) {
+    const TensorSpec& ts = spec.outputs[output_index(shape_group, o.name)];
+    if (o.bytes != ts.bytes) {
+      throw std::invalid_argument("output '" + ts.name + "' needs " + std::to_string(ts.bytes) +
+                                  " bytes, destination has " + std::to_string(o.bytes));
+    }
+  }
+  std::lock_guard<std::mutex> lock(run_mutex_);
+  ensure_bound(shape_group);
+  auto& bufs = buffers_[shape_group];
+  for (const HostTensor& t : inputs) {
+    const TensorSpec& ts = spec.inputs[find_tensor(spec.inputs, t.name, shape_group)];
+    bufs.at(ts.name)->write(0, t.data, t.bytes);
+  }
+  model_->run(shape_group);
+  for (const HostTensor& o : outputs) {
+    const TensorSpec& ts = spec.outputs[output_index(shape_group, o.name)];
+    bufs.at(ts.name)->read(0, o.data, o.bytes);
+  }
+}
+
+}  // namespace axllm
