@@ -17,14 +17,6 @@ enum Slot : size_t {
 };
 enum IntSlot : size_t { kOpenCols, kRowOpen };
 
-float read_io(DType dtype, const void* base, size_t i) {
-  switch (dtype) {
-    case DType::kBF16: return bf16_to_float(static_cast<const uint16_t*>(base)[i]);
-    case DType::kFP16: return fp16_to_float(static_cast<const uint16_t*>(base)[i]);
-    default: return static_cast<const float*>(base)[i];
-  }
-}
-
 void apply_rope(float* x, int64_t n_heads, int64_t head_dim, const float* cos_sin) {
   const int64_t half = head_dim / 2;
   for (int64_t h = 0; h < n_heads; ++h) {

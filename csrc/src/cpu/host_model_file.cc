@@ -138,13 +138,14 @@ HostModelFile::HostModelFile(const std::string& path) : file_(path) {
       const int64_t offset = parse_int(path, key, args[3]);
       const int64_t nbytes = parse_int(path, key, args[4]);
       size_t expected = dtype_size(e.dtype);
-      for (int64_t d : e.shape) expected *= static_cast<size_t>(d);
-      if (offset < 0 || nbytes < 0 || static_cast<size_t>(nbytes) != expected) {
+      bool overflow = false;
+      for (int64_t d : e.shape) overflow |= __builtin_mul_overflow(expected, static_cast<size_t>(d), &expected);
+      if (overflow || offset < 0 || nbytes < 0 || static_cast<size_t>(nbytes) != expected) {
         fail(path, "tensor '" + e.name + "': byte size " + args[4] + " does not match " +
                        dtype_name(e.dtype) + shape_string(e.shape));
       }
       const size_t stop = data_start + static_cast<size_t>(offset) + static_cast<size_t>(nbytes);
-      if (stop > size) {
+      if (static_cast<size_t>(offset) > size || static_cast<size_t>(nbytes) > size || stop > size) {
         fail(path, "truncated: tensor '" + e.name + "' ends at byte " + std::to_string(stop) +
                        " but the file has " + std::to_string(size) + " bytes");
       }

@@ -37,7 +37,7 @@ AXLLM_INLINE typename Vec<L>::F load(const uint16_t* p) {
   typename Vec<L>::H h;
   std::memcpy(&h, p, sizeof h);
   const typename Vec<L>::U u = __builtin_convertvector(h, typename Vec<L>::U) << 16;
-  return reinterpret_cast<const typename Vec<L>::F&>(u);
+  return (typename Vec<L>::F)u;
 }
 
 AXLLM_INLINE float scalar(float v) { return v; }

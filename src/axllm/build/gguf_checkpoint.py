@@ -4,6 +4,7 @@ tokenizer exported with the ``tokenizers`` package."""
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -114,7 +115,7 @@ class GgufCheckpoint:
         embed = self._tensors.get("model.embed_tokens.weight")
         if embed is None:
             raise ModelLoadError(f"{self.path}: GGUF has no 'token_embd.weight' tensor")
-        vocab = int(embed.shape[-1]) if embed.shape[0] == hidden else int(embed.shape[0])
+        vocab = int(embed.shape[1])  # ggml order: ne[0] = hidden, ne[1] = rows
         config: dict[str, Any] = {
             "model_type": arch,
             "architectures": ["Qwen2ForCausalLM" if arch == "qwen2" else "LlamaForCausalLM"],
@@ -130,6 +131,12 @@ class GgufCheckpoint:
             "max_position_embeddings": int(key("context_length", 0, required=False)),
             "tie_word_embeddings": "lm_head.weight" not in self._tensors,
         }
+        scaling = key("rope.scaling.type", None, required=False)
+        if scaling == "linear":
+            config["rope_scaling"] = {"rope_type": "linear",
+                                      "factor": float(key("rope.scaling.factor"))}
+        elif scaling not in (None, "none"):
+            raise UnsupportedModelError(f"{self.path}: GGUF rope scaling {scaling!r} is not supported")
         if arch == "llama":
             config["attention_bias"] = "model.layers.0.self_attn.q_proj.bias" in self._tensors
         return config
@@ -160,6 +167,11 @@ class GgufCheckpoint:
         return w
 
     def write_tokenizer(self, out_dir: Path) -> None:
+        """Exports the embedded tokenizer; a GGUF without one gets a warning and no files."""
         from axllm.build.gguf_tokenizer import write_tokenizer_files
 
+        if field_value(self.reader, "tokenizer.ggml.model") is None:
+            logging.getLogger("axllm").warning(
+                "%s: the GGUF has no tokenizer; no tokenizer files written", self.path)
+            return
         write_tokenizer_files(self.reader, out_dir)

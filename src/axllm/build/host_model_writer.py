@@ -29,6 +29,31 @@ def _format(value: object) -> str:
     return str(value)
 
 
+_NAME_DTYPES = {v: k for k, v in _DTYPE_NAMES.items()}
+
+
+def read_host_model(path: Path) -> tuple[dict[str, list[str]], dict[str, np.ndarray]]:
+    """Reads a ``.cpumodel`` back: header values (as string lists) and tensors (memory-mapped)."""
+    raw = np.memmap(path, dtype=np.uint8, mode="r")
+    head_end = bytes(raw[: 1 << 20]).find(b"\nend\n")
+    if head_end < 0:
+        raise ValueError(f"{path}: not a complete .cpumodel header")
+    data_start = (head_end + 5 + _ALIGN - 1) // _ALIGN * _ALIGN
+    header: dict[str, list[str]] = {}
+    tensors: dict[str, np.ndarray] = {}
+    for line in bytes(raw[:head_end]).decode("utf-8").splitlines():
+        key, *values = line.split()
+        if key == "tensor":
+            name, dtype, shape, offset, nbytes = values
+            dims = tuple(int(d) for d in shape.split(","))
+            start = data_start + int(offset)
+            view = raw[start:start + int(nbytes)].view(_NAME_DTYPES[dtype])
+            tensors[name] = view.reshape(dims)
+        else:
+            header[key] = values
+    return header, tensors
+
+
 def write_host_model(
     path: Path, header: Mapping[str, object], tensors: Sequence[tuple[str, np.ndarray]]
 ) -> None:

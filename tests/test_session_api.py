@@ -1,0 +1,133 @@
+"""The pyaxengine-shaped InferenceSession: surface, output selection, GIL release, thread safety,
+and the native log sink."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+pytest.importorskip("transformers")
+
+from helpers.contract import prefill_feed  # noqa: E402
+from helpers.tiny_models import TinyConfig, make_model, save_model  # noqa: E402
+
+import axllm  # noqa: E402
+from axllm.build import BuildOptions, build  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    hf = save_model(make_model(TinyConfig("llama", num_layers=1, seed=8)), tmp_path_factory.mktemp("s") / "hf")
+    return build(hf, tmp_path_factory.mktemp("sb"), BuildOptions(prefill_len=8, kv_cache_len=16))
+
+
+@pytest.fixture(scope="module")
+def heavy(tmp_path_factory):
+    """One layer big enough that a P=128 prefill takes a noticeable time."""
+    cfg = TinyConfig("qwen2", hidden_size=1024, num_heads=16, num_kv_heads=4, head_dim=64,
+                     intermediate_size=4096, num_layers=1, vocab_size=64, seed=3)
+    hf = save_model(make_model(cfg), tmp_path_factory.mktemp("h") / "hf")
+    return build(hf, tmp_path_factory.mktemp("hb"),
+                 BuildOptions(prefill_len=128, kv_cache_len=256, hidden_state_type="fp32",
+                              weight_type="fp32"))
+
+
+def test_surface(small):
+    sess = axllm.InferenceSession(small / "llama_p8_l0_together.cpumodel")
+    assert sess.num_groups == 2
+    arg = sess.get_inputs()[0]
+    assert isinstance(arg, axllm.NodeArg)
+    assert (arg.name, arg.shape, arg.dtype) == ("K_cache", (1, 16, 64), np.dtype(ml_dtypes.bfloat16))
+    assert arg.nbytes == 16 * 64 * 2
+    assert [o.name for o in sess.get_outputs(shape_group=1)] == ["K_cache_out", "V_cache_out", "output"]
+    assert sess.path.endswith("llama_p8_l0_together.cpumodel")
+
+
+def test_output_selection_and_order(small):
+    sess = axllm.InferenceSession(small / "llama_p8_l0_together.cpumodel")
+    rng = np.random.default_rng(0)
+    feed = prefill_feed(sess, 1, rng.standard_normal((4, 64)).astype(np.float32), None, None, 0,
+                        ml_dtypes.bfloat16, rng)
+    k, v, y = sess.run(None, feed, shape_group=1)
+    y2, k2 = sess.run(["output", "K_cache_out"], feed, shape_group=1)
+    np.testing.assert_array_equal(y, y2)
+    np.testing.assert_array_equal(k, k2)
+    assert y.dtype == ml_dtypes.bfloat16 and y.shape == (1, 8, 64)
+    assert sess.run([], feed, shape_group=1) == []
+
+
+def test_gil_released_during_run(heavy):
+    sess = axllm.InferenceSession(heavy / "qwen2_p128_l0_together.cpumodel")
+    rng = np.random.default_rng(1)
+    feed = prefill_feed(sess, 1, rng.standard_normal((128, 1024)).astype(np.float32), None, None, 0,
+                        np.float32, rng)
+    sess.run(None, feed, shape_group=1)
+    span = {}
+
+    def work():
+        span["start"] = time.perf_counter()
+        sess.run(None, feed, shape_group=1)
+        span["end"] = time.perf_counter()
+
+    ticks = []
+    t = threading.Thread(target=work)
+    t.start()
+    while t.is_alive():
+        ticks.append(time.perf_counter())
+    t.join()
+    duration = span["end"] - span["start"]
+    inside = [x for x in ticks if span["start"] + 0.005 < x < span["end"] - 0.005]
+    assert duration > 0.02, f"the run took {duration * 1e3:.1f} ms: too short to judge"
+    assert len(inside) > 100, f"only {len(inside)} ticks while the engine ran {duration * 1e3:.0f} ms"
+
+
+def test_concurrent_runs_are_serialized_and_correct(small):
+    sess = axllm.InferenceSession(small / "llama_p8_l0_together.cpumodel")
+    rng = np.random.default_rng(2)
+    feeds = [prefill_feed(sess, 1, rng.standard_normal((n, 64)).astype(np.float32), None, None, 0,
+                          ml_dtypes.bfloat16, rng) for n in range(1, 9)]
+    want = [sess.run(None, f, shape_group=1) for f in feeds]
+    errors = []
+
+    def worker(i):
+        for _ in range(20):
+            got = sess.run(None, feeds[i], shape_group=1)
+            if not all(np.array_equal(a, b) for a, b in zip(got, want[i])):
+                errors.append(i)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+
+
+def test_native_logs_reach_python_logging(caplog):
+    with caplog.at_level(logging.DEBUG, logger="axllm"):
+        previous = axllm._core.get_log_level()
+        axllm._core.set_log_level(10)
+        try:
+            axllm._core._log(30, "native warning 42")
+            axllm._core._log(10, "native debug 43")
+        finally:
+            axllm._core.set_log_level(previous)
+    messages = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "axllm"]
+    assert (30, "native warning 42") in messages
+    assert (10, "native debug 43") in messages
+
+
+def test_log_level_filters_in_native_code(caplog):
+    with caplog.at_level(logging.DEBUG, logger="axllm"):
+        previous = axllm._core.get_log_level()
+        axllm._core.set_log_level(40)
+        try:
+            axllm._core._log(30, "dropped natively")
+        finally:
+            axllm._core.set_log_level(previous)
+    assert not [r for r in caplog.records if "dropped natively" in r.getMessage()]
