@@ -51,6 +51,8 @@ AXLLM_INLINE float hsum(typename Vec<L>::F v) {
   return s;
 }
 
+inline constexpr bool kPrefetch = true;
+
 // y[t, r] for NT tokens and NW weight rows over the full reduction length k.
 template <int L, int NT, int NW, typename WT>
 AXLLM_INLINE void tile(const float* x, int64_t xs, const WT* w, int64_t ws, int64_t k,
@@ -63,6 +65,13 @@ AXLLM_INLINE void tile(const float* x, int64_t xs, const WT* w, int64_t ws, int6
     for (int j = 0; j < NW; ++j) acc[t][j] = F{};
   int64_t i = 0;
   for (; i + L <= k; i += L) {
+    if constexpr (kPrefetch) {
+      // Next tile's rows, one cache line per row per 64 bytes of this row consumed.
+      if ((i * static_cast<int64_t>(sizeof(WT))) % 64 == 0) {
+#pragma GCC unroll 8
+        for (int j = 0; j < NW; ++j) __builtin_prefetch(w + (NW + j) * ws + i, 0, 0);
+      }
+    }
     F wv[NW];
 #pragma GCC unroll 8
     for (int j = 0; j < NW; ++j) wv[j] = load<L>(w + j * ws + i);
