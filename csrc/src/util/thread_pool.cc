@@ -60,7 +60,7 @@ void ThreadPool::worker(int index) {
   }
 }
 
-void ThreadPool::run(const std::function<void(int, int)>& fn) {
+void ThreadPool::run(FunctionRef<void(int, int)> fn) {
   std::lock_guard<std::mutex> region(region_mutex_);
   if (n_threads_ == 1) {
     fn(0, 1);
@@ -78,8 +78,7 @@ void ThreadPool::run(const std::function<void(int, int)>& fn) {
   job_ = nullptr;
 }
 
-void ThreadPool::parallel_for(size_t n, size_t grain,
-                              const std::function<void(size_t, size_t)>& fn) {
+void ThreadPool::parallel_for(size_t n, size_t grain, FunctionRef<void(size_t, size_t)> fn) {
   if (n == 0) return;
   grain = std::max<size_t>(1, grain);
   const size_t blocks = (n + grain - 1) / grain;
