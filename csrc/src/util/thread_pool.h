@@ -1,6 +1,7 @@
 #pragma once
 // A fixed pool of worker threads running one parallel region at a time. The calling thread
-// takes part as thread 0, so a pool of size n starts n - 1 workers.
+// takes part as thread 0, so a pool of size n starts n - 1 workers. In a child process forked
+// after the workers started (they do not exist there), regions run serially on the caller.
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
@@ -52,6 +53,7 @@ class ThreadPool {
   void worker(int index);
 
   int n_threads_;
+  int owner_pid_;
   std::vector<std::thread> workers_;
   std::mutex region_mutex_;
   std::mutex mutex_;
