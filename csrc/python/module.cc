@@ -5,4 +5,6 @@ PYBIND11_MODULE(_core, m) {
   axllm::python::register_errors(m);
   axllm::python::register_log(m);
   axllm::python::register_session(m);
+  axllm::python::register_sampler(m);
+  axllm::python::register_llm(m);
 }

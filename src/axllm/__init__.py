@@ -3,19 +3,42 @@
 from __future__ import annotations
 
 from axllm import _logging
-from axllm.errors import AxllmError, EngineError, ModelLoadError, UnsupportedModelError
+from axllm.errors import (
+    AxllmError,
+    ContextOverflowError,
+    EngineError,
+    ModelLoadError,
+    TemplateError,
+    UnsupportedModelError,
+)
+from axllm.generation import Chunk, Completion, Metrics
 from axllm.session import InferenceSession, NodeArg
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "LLM",
     "AxllmError",
+    "Chunk",
+    "Completion",
+    "ContextOverflowError",
     "EngineError",
+    "Metrics",
     "InferenceSession",
     "ModelLoadError",
     "NodeArg",
+    "TemplateError",
     "UnsupportedModelError",
     "__version__",
 ]
 
 _logging.install()
+
+
+def __getattr__(name: str):
+    # LLM pulls in the tokenizer and template modules; InferenceSession users need neither.
+    if name == "LLM":
+        from axllm.llm import LLM
+
+        return LLM
+    raise AttributeError(f"module 'axllm' has no attribute {name!r}")

@@ -7,6 +7,17 @@ or argument involved.
 
 from __future__ import annotations
 
-from axllm._core import AxllmError, EngineError, ModelLoadError, UnsupportedModelError
+from axllm._core import (
+    AxllmError,
+    ContextOverflowError,
+    EngineError,
+    ModelLoadError,
+    UnsupportedModelError,
+)
 
-__all__ = ["AxllmError", "EngineError", "ModelLoadError", "UnsupportedModelError"]
+__all__ = ["AxllmError", "ContextOverflowError", "EngineError", "ModelLoadError", "TemplateError", "UnsupportedModelError"]
+
+
+class TemplateError(AxllmError):
+    """A chat template failed to compile or render, or called ``raise_exception``; the message
+    names the template's origin (its file, or ``"fallback: ChatML"``)."""

@@ -40,6 +40,19 @@ class EngineError : public Error {
   int64_t code_;
 };
 
+// A prompt (plus what must follow it) does not fit the model's context.
+class ContextOverflowError : public Error {
+ public:
+  ContextOverflowError(int64_t needed, int64_t available, const std::string& message)
+      : Error(message), needed_(needed), available_(available) {}
+  int64_t needed() const { return needed_; }
+  int64_t available() const { return available_; }
+
+ private:
+  int64_t needed_;
+  int64_t available_;
+};
+
 // A tensor was given with a dtype other than the one the model declares.
 class TypeMismatch : public std::invalid_argument {
  public:

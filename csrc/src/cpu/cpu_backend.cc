@@ -138,7 +138,9 @@ class CpuModel final : public Model {
     check_group(group);
     std::lock_guard<std::mutex> lock(compute_->mutex);
     if (post_) {
-      post_->run(in(group, "input"), out(group, "output"), compute_->workspace, compute_->pool);
+      const void* input = in(group, "input");
+      void* output = out(group, "output");
+      if (compute_->compute) post_->run(input, output, compute_->workspace, compute_->pool);
       return;
     }
     const GroupSpec& spec = groups_[group];
@@ -155,7 +157,7 @@ class CpuModel final : public Model {
     io.k_out = out(group, "K_cache_out");
     io.v_out = out(group, "V_cache_out");
     io.output = out(group, "output");
-    layer_->run(io, compute_->workspace, compute_->pool);
+    if (compute_->compute) layer_->run(io, compute_->workspace, compute_->pool);
   }
 
  private:
@@ -198,8 +200,9 @@ class CpuModel final : public Model {
 
 class CpuBackend final : public Backend {
  public:
-  explicit CpuBackend(int n_threads) : compute_(std::make_shared<CpuCompute>(n_threads)) {}
-  std::string name() const override { return "cpu"; }
+  CpuBackend(int n_threads, bool compute)
+      : compute_(std::make_shared<CpuCompute>(n_threads, compute)) {}
+  std::string name() const override { return compute_->compute ? "cpu" : "cpu-nocompute"; }
   std::unique_ptr<Model> load_model(const std::string& path) override {
     return std::make_unique<CpuModel>(path, compute_);
   }
@@ -245,14 +248,15 @@ std::vector<GroupSpec> cpu_model_groups(const HostModelHeader& h) {
   return groups;
 }
 
-std::shared_ptr<Backend> make_cpu_backend(int n_threads) {
-  return std::make_shared<CpuBackend>(n_threads);
+std::shared_ptr<Backend> make_cpu_backend(int n_threads, bool compute) {
+  return std::make_shared<CpuBackend>(n_threads, compute);
 }
 
 }  // namespace detail
 
 std::shared_ptr<Backend> cpu_backend() {
-  static std::shared_ptr<Backend> backend = detail::make_cpu_backend(detail::default_thread_count());
+  static std::shared_ptr<Backend> backend =
+      detail::make_cpu_backend(detail::default_thread_count(), true);
   return backend;
 }
 

@@ -13,15 +13,18 @@ namespace axllm::detail {
 
 // State shared by every model of one CPU backend: threads and scratch, used one run at a time.
 struct CpuCompute {
-  explicit CpuCompute(int n_threads) : pool(n_threads) {}
+  CpuCompute(int n_threads, bool compute_enabled) : pool(n_threads), compute(compute_enabled) {}
   std::mutex mutex;
   ThreadPool pool;
   Workspace workspace;
+  bool compute;
 };
 
 // The group specs a layer or post file exposes (pure function of its header; used by tests).
 std::vector<GroupSpec> cpu_model_groups(const HostModelHeader& header);
 
-std::shared_ptr<Backend> make_cpu_backend(int n_threads);
+// `compute` false gives an engine whose runs check their bindings and return at once (outputs
+// untouched): it measures the runtime's own per-token cost.
+std::shared_ptr<Backend> make_cpu_backend(int n_threads, bool compute = true);
 
 }  // namespace axllm::detail

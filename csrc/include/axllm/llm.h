@@ -1,0 +1,129 @@
+#pragma once
+// The LLM runtime: drives the layer models of a pulsar2-shaped build through the engine
+// interface only (no engine-specific code), so one runtime serves the CPU engine and the NPUs.
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "axllm/embeddings.h"
+#include "axllm/engine.h"
+#include "axllm/generation.h"
+#include "axllm/kv_cache.h"
+#include "axllm/model_files.h"
+
+namespace axllm {
+
+namespace detail {
+class LayerStack;
+}
+
+// What the models' IO info says (never constants).
+struct ModelGeometry {
+  int n_layers = 0;
+  int n_groups = 0;
+  int64_t hidden = 0;       // H
+  int64_t kv_dim = 0;       // D
+  int64_t kv_len = 0;       // C, the context length
+  int64_t prefill_len = 0;  // P
+  int64_t vocab = 0;        // V, post model logits
+  std::vector<int64_t> history_capacity;  // per group: [0] = C (decode), [1] = 0, [2+k] = H_k
+  DType io_dtype = DType::kBF16;
+};
+
+class Generation;
+
+// A loaded model. Thread-safe: steps of generations are serialized on an internal lock.
+class Llm : public std::enable_shared_from_this<Llm> {
+ public:
+  // progress(done, total) is called after each model file loads.
+  using Progress = std::function<void(int, int)>;
+
+  // Loads every model file through `backend` and validates the set: same groups and tensors in
+  // every layer, embedding width and rows against the layers and the post model. Throws
+  // ModelLoadError naming the file at fault.
+  static std::shared_ptr<Llm> load(std::shared_ptr<Backend> backend, const ModelFiles& files,
+                                   const Progress& progress = {});
+  ~Llm();
+
+  const ModelGeometry& geometry() const { return geometry_; }
+  const ModelFiles& files() const { return files_; }
+  const std::string& backend_name() const { return backend_name_; }
+  // Tokens currently held in the KV cache.
+  std::vector<int32_t> kv_tokens() const;
+
+  // Starts a generation over `prompt`; the KV cache is rebuilt from it on the first step. A
+  // generation started earlier and still running is superseded (it finishes as cancelled).
+  // Throws std::invalid_argument for an empty prompt or bad options.
+  std::unique_ptr<Generation> generate(std::vector<int32_t> prompt, GenerationOptions options);
+  // Cancels the running generation, if any, at its next chunk or step boundary. Thread-safe.
+  void stop();
+  // Empties the KV cache.
+  void reset();
+
+ private:
+  friend class Generation;
+  Llm() = default;
+
+  // Prefill `tokens` after the rows already cached: P-token chunks in the smallest group whose
+  // history capacity fits, decode steps where none does. Returns false if cancelled.
+  bool prefill(std::span<const int32_t> tokens, const std::atomic<bool>& cancel);
+  // Feeds one token at the next row and computes its logits.
+  void decode(int32_t token);
+  std::span<const float> logits() const { return logits_; }
+
+  ModelFiles files_;
+  std::string backend_name_;
+  ModelGeometry geometry_;
+  std::unique_ptr<detail::LayerStack> stack_;
+  std::unique_ptr<Embeddings> embeddings_;
+  std::unique_ptr<KvCache> kv_;
+  std::vector<uint8_t> scratch_;
+  std::span<const float> logits_;
+  std::mutex mutex_;
+  std::atomic<uint64_t> serial_{0};
+  std::shared_ptr<std::atomic<bool>> current_cancel_;
+  std::mutex cancel_mutex_;
+};
+
+// One generation, pulled a step at a time. The first step prefills the prompt and samples the
+// first token; each later step decodes the previous token and samples the next.
+class Generation {
+ public:
+  Generation(std::shared_ptr<Llm> llm, std::vector<int32_t> prompt, GenerationOptions options,
+             uint64_t serial, std::shared_ptr<std::atomic<bool>> cancel);
+
+  // Runs one step. After a finish it keeps returning {-1, finish}. Throws ContextOverflowError
+  // (first step) when the prompt does not fit the context, EngineError on engine failure.
+  StepResult next();
+  // Requests cancellation; honoured between prefill chunks, layers and decode steps.
+  void cancel() { cancel_->store(true); }
+  FinishReason finish_reason() const { return finish_; }
+  const GenerationMetrics& metrics() const { return metrics_; }
+  const std::vector<int32_t>& tokens() const { return generated_; }
+  const std::vector<int32_t>& prompt() const { return prompt_; }
+
+ private:
+  StepResult finish(FinishReason reason, int32_t stop_token = -1);
+  StepResult emit(int32_t token);
+  bool is_eos(int32_t token) const;
+
+  std::shared_ptr<Llm> llm_;
+  std::vector<int32_t> prompt_;
+  GenerationOptions options_;
+  Sampler sampler_;
+  uint64_t serial_;
+  std::shared_ptr<std::atomic<bool>> cancel_;
+  std::vector<int32_t> generated_;
+  int32_t pending_ = -1;
+  bool started_ = false;
+  FinishReason finish_ = FinishReason::kNone;
+  GenerationMetrics metrics_;
+  double first_token_time_ = 0;
+};
+
+}  // namespace axllm

@@ -1,0 +1,205 @@
+#include <pybind11/functional.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "axllm/backends.h"
+#include "axllm/errors.h"
+#include "axllm/llm.h"
+#include "bindings.h"
+
+namespace py = pybind11;
+
+namespace axllm::python {
+namespace {
+
+template <class T>
+void take(const py::dict& d, const char* key, T& out) {
+  if (d.contains(key) && !d[key].is_none()) out = d[key].cast<T>();
+}
+
+SamplingParams sampling_from(const py::dict& d) {
+  SamplingParams p;
+  for (auto item : d) {
+    static const char* kKnown[] = {"mode", "temperature", "top_k", "top_p", "min_p",
+                                   "repetition_penalty", "presence_penalty", "frequency_penalty",
+                                   "seed", "enable_top_p", "enable_top_k", "penalty_window"};
+    const std::string key = py::str(item.first);
+    if (std::find(std::begin(kKnown), std::end(kKnown), key) == std::end(kKnown)) {
+      throw std::invalid_argument("unknown sampling parameter '" + key + "'");
+    }
+  }
+  if (d.contains("mode")) {
+    const std::string mode = d["mode"].cast<std::string>();
+    if (mode == "hf") {
+      p.mode = SamplerMode::kHf;
+    } else if (mode == "vendor") {
+      p.mode = SamplerMode::kVendor;
+    } else {
+      throw std::invalid_argument("sampling mode must be 'hf' or 'vendor', got '" + mode + "'");
+    }
+  }
+  take(d, "temperature", p.temperature);
+  take(d, "top_k", p.top_k);
+  take(d, "top_p", p.top_p);
+  take(d, "min_p", p.min_p);
+  take(d, "repetition_penalty", p.repetition_penalty);
+  take(d, "presence_penalty", p.presence_penalty);
+  take(d, "frequency_penalty", p.frequency_penalty);
+  take(d, "enable_top_p", p.enable_top_p);
+  take(d, "enable_top_k", p.enable_top_k);
+  take(d, "penalty_window", p.penalty_window);
+  if (d.contains("seed") && !d["seed"].is_none()) {
+    p.seed = d["seed"].cast<uint64_t>();
+    p.has_seed = true;
+  }
+  return p;
+}
+
+ModelOverrides overrides_from(const py::dict& d) {
+  ModelOverrides o;
+  for (auto item : d) {
+    const std::string key = py::str(item.first);
+    if (key != "template_filename_axmodel" && key != "axmodel_num" && key != "filename_post_axmodel" &&
+        key != "filename_tokens_embed" && key != "tokens_embed_num" && key != "tokens_embed_size") {
+      throw std::invalid_argument("unknown model override '" + key + "'");
+    }
+  }
+  take(d, "template_filename_axmodel", o.template_filename_axmodel);
+  take(d, "axmodel_num", o.axmodel_num);
+  take(d, "filename_post_axmodel", o.filename_post_axmodel);
+  take(d, "filename_tokens_embed", o.filename_tokens_embed);
+  take(d, "tokens_embed_num", o.tokens_embed_num);
+  take(d, "tokens_embed_size", o.tokens_embed_size);
+  return o;
+}
+
+py::dict metrics_dict(const GenerationMetrics& m) {
+  py::dict d;
+  d["prompt_tokens"] = m.prompt_tokens;
+  d["generated_tokens"] = m.generated_tokens;
+  d["prefill_ms"] = m.prefill_ms;
+  d["ttft_ms"] = m.ttft_ms;
+  d["decode_ms"] = m.decode_ms;
+  d["prefill_tokens_per_s"] = m.prefill_tokens_per_s();
+  d["decode_tokens_per_s"] = m.decode_tokens_per_s();
+  return d;
+}
+
+py::object finish_value(FinishReason r) {
+  if (r == FinishReason::kNone) return py::none();
+  return py::str(finish_reason_name(r));
+}
+
+}  // namespace
+
+void register_llm(py::module_& m) {
+  static py::exception<ContextOverflowError> overflow(
+      m, "ContextOverflowError", m.attr("AxllmError").ptr());
+  overflow.doc() = "The prompt (and what must follow it) does not fit the context; .needed, .available.";
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const ContextOverflowError& e) {
+      py::object inst = py::reinterpret_borrow<py::object>(overflow.ptr())(e.what());
+      inst.attr("needed") = e.needed();
+      inst.attr("available") = e.available();
+      PyErr_SetObject(overflow.ptr(), inst.ptr());
+    }
+  });
+
+  py::class_<Generation>(m, "Generation", "One generation, advanced a step at a time by next().")
+      .def("__iter__", [](py::object self) { return self; })
+      .def(
+          "__next__",
+          [](Generation& g) {
+            if (g.finish_reason() != FinishReason::kNone) throw py::stop_iteration();
+            StepResult r;
+            {
+              py::gil_scoped_release release;
+              r = g.next();
+            }
+            return py::make_tuple(r.token, finish_value(r.finish), r.stop_token);
+          },
+          "Runs one step (GIL released): (token or -1, finish reason or None, stop token or -1);\n"
+          "StopIteration once a finish has been returned.")
+      .def(
+          "run_steps",
+          [](Generation& g, int64_t n) {
+            py::gil_scoped_release release;
+            int64_t done = 0;
+            while (done < n && g.finish_reason() == FinishReason::kNone) {
+              g.next();
+              ++done;
+            }
+            return done;
+          },
+          py::arg("n"), "Run up to n steps in C++ without returning to Python (for benchmarks).")
+      .def("cancel", &Generation::cancel, "Cancel at the next chunk, layer or step boundary.")
+      .def_property_readonly("finish_reason", [](const Generation& g) { return finish_value(g.finish_reason()); })
+      .def_property_readonly("metrics", [](const Generation& g) { return metrics_dict(g.metrics()); })
+      .def_property_readonly("tokens", [](const Generation& g) { return g.tokens(); })
+      .def_property_readonly("prompt", [](const Generation& g) { return g.prompt(); });
+
+  py::class_<Llm, std::shared_ptr<Llm>>(m, "LLM", "A loaded pulsar2-shaped model (the C++ runtime).")
+      .def(py::init([](const std::string& path, const std::string& backend, const py::dict& overrides,
+                       const std::function<void(int, int)>& progress) {
+             const ModelOverrides o = overrides_from(overrides);
+             py::gil_scoped_release release;
+             const ModelFiles files = discover_model_files(path, o);
+             Llm::Progress cb;
+             if (progress) {
+               cb = [&progress](int done, int total) {
+                 py::gil_scoped_acquire gil;
+                 progress(done, total);
+               };
+             }
+             return Llm::load(select_backend(backend, files), files, cb);
+           }),
+           py::arg("path"), py::arg("backend") = "auto", py::arg("overrides") = py::dict(),
+           py::arg("progress") = nullptr)
+      .def_property_readonly("backend", &Llm::backend_name)
+      .def_property_readonly("geometry",
+                             [](const Llm& l) {
+                               const ModelGeometry& g = l.geometry();
+                               py::dict d;
+                               d["n_layers"] = g.n_layers;
+                               d["n_groups"] = g.n_groups;
+                               d["hidden"] = g.hidden;
+                               d["kv_dim"] = g.kv_dim;
+                               d["kv_len"] = g.kv_len;
+                               d["prefill_len"] = g.prefill_len;
+                               d["vocab"] = g.vocab;
+                               d["history_capacity"] = g.history_capacity;
+                               d["io_dtype"] = dtype_name(g.io_dtype);
+                               return d;
+                             })
+      .def_property_readonly("files",
+                             [](const Llm& l) {
+                               const ModelFiles& f = l.files();
+                               py::dict d;
+                               d["root"] = f.root;
+                               d["layer_template"] = f.layer_template;
+                               d["layers"] = f.layers;
+                               d["post"] = f.post;
+                               d["embeddings"] = f.embeddings;
+                               return d;
+                             })
+      .def_property_readonly("kv_tokens", &Llm::kv_tokens)
+      .def(
+          "generate",
+          [](Llm& l, std::vector<int32_t> prompt, int32_t max_new_tokens, std::vector<int32_t> eos_ids,
+             const py::dict& sampling) {
+            GenerationOptions o;
+            o.max_new_tokens = max_new_tokens;
+            o.eos_ids = std::move(eos_ids);
+            o.sampling = sampling_from(sampling);
+            return l.generate(std::move(prompt), std::move(o));
+          },
+          py::arg("prompt"), py::arg("max_new_tokens") = -1, py::arg("eos_ids") = std::vector<int32_t>{},
+          py::arg("sampling") = py::dict(), py::keep_alive<0, 1>(),
+          "Start a generation over token ids; iterate it (each __next__ runs one step).")
+      .def("stop", &Llm::stop, "Cancel the running generation from any thread.")
+      .def("reset", &Llm::reset, py::call_guard<py::gil_scoped_release>(), "Empty the KV cache.");
+}
+
+}  // namespace axllm::python

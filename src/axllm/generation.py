@@ -1,0 +1,59 @@
+"""Result types of a generation: ``Completion`` (whole) and ``Chunk`` (streamed), with ``Metrics``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Optional
+
+FINISH_REASONS = ("stop", "length", "cancelled", "context_full")
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Timings of one generation. ``ttft_ms`` runs from the start of the call to the first token
+    sampled (it includes the prefill); decode tok/s counts the tokens after the first."""
+
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+    ttft_ms: float = 0.0
+    prefill_ms: float = 0.0
+    decode_ms: float = 0.0
+    prefill_tokens_per_s: float = 0.0
+    decode_tokens_per_s: float = 0.0
+
+    @classmethod
+    def from_core(cls, d: Mapping[str, float]) -> "Metrics":
+        return cls(
+            prompt_tokens=int(d["prompt_tokens"]),
+            generated_tokens=int(d["generated_tokens"]),
+            ttft_ms=float(d["ttft_ms"]),
+            prefill_ms=float(d["prefill_ms"]),
+            decode_ms=float(d["decode_ms"]),
+            prefill_tokens_per_s=float(d["prefill_tokens_per_s"]),
+            decode_tokens_per_s=float(d["decode_tokens_per_s"]),
+        )
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of a streamed generation. ``token_ids`` are the ids whose text this chunk carries
+    (ids whose text is held back join a later chunk). The last chunk has ``finish_reason`` and
+    ``metrics``; ``stop`` names the stop string that ended the generation, if one did."""
+
+    text: str
+    token_ids: list[int] = field(default_factory=list)
+    finish_reason: Optional[str] = None
+    metrics: Optional[Metrics] = None
+    stop: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A whole generation: the text (stop strings excluded), the generated ids (EOS excluded),
+    why it finished (one of ``FINISH_REASONS``) and its metrics."""
+
+    text: str
+    token_ids: list[int]
+    finish_reason: str
+    metrics: Metrics
+    stop: Optional[str] = None
