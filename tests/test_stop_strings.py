@@ -32,7 +32,7 @@ def run(stops: list[str], chunks: list[str]) -> tuple[str, str | None]:
     (all released text, matched stop)."""
     matcher = StopMatcher(stops)
     full = "".join(chunks)
-    expected, expected_stop = reference(full, stops)
+    expected, _ = reference(full, stops)
     released, seen = "", ""
     for chunk in chunks:
         seen += chunk

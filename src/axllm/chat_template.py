@@ -39,7 +39,7 @@ import numpy as np
 
 from axllm.errors import ModelLoadError, TemplateError
 
-__all__ = ["ChatTemplate", "FALLBACK_ORIGIN"]
+__all__ = ["FALLBACK_ORIGIN", "ChatTemplate"]
 
 logger = logging.getLogger("axllm")
 
@@ -119,7 +119,7 @@ class _GenerationBlock(jinja2.ext.Extension):
     """``{% generation %}...{% endgeneration %}``: transformers marks assistant text with it for
     its assistant-token masks; here the block renders its body unchanged."""
 
-    tags = {"generation"}
+    tags = frozenset({"generation"})
 
     def parse(self, parser: jinja2.parser.Parser) -> jinja2.nodes.Node:
         lineno = next(parser.stream).lineno

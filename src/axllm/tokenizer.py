@@ -179,9 +179,10 @@ class Tokenizer:
         self.vocab_size = max(vocab.values()) + 1 if vocab else 0
         self._special_ids = frozenset(
             i for i, t in backend.get_added_tokens_decoder().items() if t.special)
+        byte_fallback = getattr(backend.model, "byte_fallback", False)
         self._byte_piece_ids = frozenset(
-            i for token, i in vocab.items() if token.startswith("<0x") and _BYTE_PIECE.fullmatch(token)
-        ) if getattr(backend.model, "byte_fallback", False) else frozenset()
+            i for token, i in vocab.items()
+            if byte_fallback and token.startswith("<0x") and _BYTE_PIECE.fullmatch(token))
 
     @classmethod
     def from_dir(cls, directory: str | os.PathLike) -> Tokenizer:
@@ -219,10 +220,10 @@ class Tokenizer:
         if eos_token is not None and backend.token_to_id(eos_token) is not None:
             eos_ids.append(backend.token_to_id(eos_token))
         is_bpe = type(backend.model).__name__ == "BPE"
-        clean_up = bool(config.get("clean_up_tokenization_spaces", False)) and (
-            not is_bpe
-            or bool(config.get("clean_up_tokenization_spaces_for_bpe_even_though_it_will_corrupt_output"))
-        )
+        force_for_bpe = config.get(
+            "clean_up_tokenization_spaces_for_bpe_even_though_it_will_corrupt_output")
+        clean_up = bool(config.get("clean_up_tokenization_spaces")) and (
+            not is_bpe or bool(force_for_bpe))
         return cls(backend, special=special, eos_token_ids=eos_ids, clean_up=clean_up)
 
     @staticmethod
@@ -257,7 +258,9 @@ class Tokenizer:
             if not isinstance(decoder, dict):
                 raise ModelLoadError(f"{config_file}: added_tokens_decoder must be an object")
             registered = []
-            for key in sorted(decoder, key=lambda k: int(k)):
+            if not all(isinstance(k, str) and k.isdigit() for k in decoder):
+                raise ModelLoadError(f"{config_file}: added_tokens_decoder keys must be ids")
+            for key in sorted(decoder, key=int):
                 token = _token_value(decoder[key], config_file, f"added_tokens_decoder[{key}]")
                 if not isinstance(token, AddedToken):
                     raise ModelLoadError(
