@@ -66,3 +66,29 @@ def test_japanese_and_emoji_stream_without_replacement_chars(llm, question, spli
         # The reply's characters are spread over several byte tokens each (a lone token decodes
         # to U+FFFD), so the stream had to hold bytes back.
         assert sum("\ufffd" in llm.detokenize([t]) for t in ids) >= 4, text
+
+
+def test_loading_does_not_pull_the_embedding_table_into_memory(qwen_build):
+    """The 272 MB embedding table is memory-mapped: loading the model (and a short generation)
+    must not grow the process's resident memory by anything near its size."""
+    import subprocess
+    import sys
+
+    code = f"""
+import axllm, sys
+def rss():
+    for line in open('/proc/self/status'):
+        if line.startswith('VmRSS:'):
+            return int(line.split()[1]) * 1024
+before = rss()
+llm = axllm.LLM({str(qwen_build)!r})
+loaded = rss()
+llm.generate([9707, 11, 1879], max_new_tokens=2, temperature=0)
+print(before, loaded)
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    before, loaded = map(int, r.stdout.split())
+    table = (qwen_build / "model.embed_tokens.weight.bfloat16.bin").stat().st_size
+    assert table > 250e6
+    assert loaded - before < table / 3, f"loading grew RSS by {(loaded - before) / 1e6:.0f} MB"

@@ -191,6 +191,7 @@ class LLM:
                     text, matched = matcher.push(text)
                     if matched is None and finish is not None:
                         text += matcher.flush()
+                        matched = matcher.matched
                 if matched is not None:
                     gen.cancel()
                     done = True

@@ -1,5 +1,6 @@
 #include "cpu/cpu_backend.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -90,8 +91,19 @@ class CpuModel final : public Model {
     groups_ = cpu_model_groups(file_.header());
     if (file_.header().kind == "layer") {
       layer_.emplace(file_);
+      int64_t rows = 1;
+      int64_t width = 1;
+      for (const auto& g : groups_) {
+        const TensorSpec& m = g.inputs[find_tensor(g.inputs, "mask", 0)];
+        rows = std::max(rows, m.shape[1]);
+        width = std::max(width, m.shape[2]);
+      }
+      std::lock_guard<std::mutex> lock(compute_->mutex);
+      layer_->reserve(compute_->workspace, rows, width, compute_->pool.size());
     } else {
       post_.emplace(file_);
+      std::lock_guard<std::mutex> lock(compute_->mutex);
+      post_->reserve(compute_->workspace);
     }
     bindings_.resize(groups_.size());
     for (size_t g = 0; g < groups_.size(); ++g) {

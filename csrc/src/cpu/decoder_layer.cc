@@ -86,6 +86,32 @@ DecoderLayer::DecoderLayer(const HostModelFile& f) {
   down_ = linear(f, "mlp.down_proj", hidden_, ffn_);
 }
 
+void DecoderLayer::reserve(Workspace& ws, int64_t max_rows, int64_t max_width, int n_threads) const {
+  const size_t n = static_cast<size_t>(std::max<int64_t>(max_rows, 1));
+  const size_t keys = static_cast<size_t>(max_width);
+  const size_t qd = static_cast<size_t>(n_heads_ * head_dim_);
+  const size_t kvd = static_cast<size_t>(n_kv_heads_ * head_dim_);
+  const size_t h = static_cast<size_t>(hidden_);
+  const size_t f = static_cast<size_t>(ffn_);
+  ws.floats(kMask, n * keys);
+  ws.ints(kRowOpen, n);
+  ws.ints(kOpenCols, keys);
+  ws.floats(kX, n * h);
+  ws.floats(kNorm, n * h);
+  ws.floats(kQ, n * qd);
+  ws.floats(kK, n * kvd);
+  ws.floats(kV, n * kvd);
+  ws.floats(kAttn, n * qd);
+  ws.floats(kTmp, n * h);
+  ws.floats(kGate, n * f);
+  ws.floats(kUp, n * f);
+  ws.floats(kRope, static_cast<size_t>(head_dim_));
+  ws.floats(kKeys, keys * kvd);
+  ws.floats(kValues, keys * kvd);
+  ws.floats(kMaskKeys, n * keys);
+  ws.floats(kScores, static_cast<size_t>(n_threads) * n * keys);
+}
+
 void DecoderLayer::run(const LayerRun& io, Workspace& ws, ThreadPool& pool) const {
   const int64_t H = hidden_;
   const int64_t QD = n_heads_ * head_dim_;

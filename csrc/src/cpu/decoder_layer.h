@@ -38,6 +38,9 @@ class DecoderLayer {
   // Rows whose mask blocks every column are padding: their outputs are written as zeros, and
   // trailing padding rows are not computed at all.
   void run(const LayerRun& io, Workspace& ws, ThreadPool& pool) const;
+  // Grows `ws` to what run() needs for up to `max_rows` rows and `max_width` mask columns, so
+  // runs allocate nothing.
+  void reserve(Workspace& ws, int64_t max_rows, int64_t max_width, int n_threads) const;
 
  private:
   struct Linear {

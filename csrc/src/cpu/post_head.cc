@@ -19,6 +19,12 @@ PostHead::PostHead(const HostModelFile& f) {
   lm_head_ = f.get("lm_head.weight", {w_dtype_}, {vocab_, hidden_}).data;
 }
 
+void PostHead::reserve(Workspace& ws) const {
+  ws.floats(kX, static_cast<size_t>(hidden_));
+  ws.floats(kNorm, static_cast<size_t>(hidden_));
+  ws.floats(kLogits, static_cast<size_t>(vocab_));
+}
+
 void PostHead::run(const void* input, void* output, Workspace& ws, ThreadPool& pool) const {
   float* x = ws.floats(kX, static_cast<size_t>(hidden_));
   float* hn = ws.floats(kNorm, static_cast<size_t>(hidden_));

@@ -15,6 +15,8 @@ class PostHead {
   explicit PostHead(const HostModelFile& file);
   // input [1, H] io dtype -> output [1, V] io dtype logits.
   void run(const void* input, void* output, Workspace& ws, ThreadPool& pool) const;
+  // Grows `ws` to what run() needs.
+  void reserve(Workspace& ws) const;
 
  private:
   DType io_dtype_;

@@ -1,0 +1,49 @@
+"""``python -m axllm.chat``: a conversation through piped standard input, and the ``--demo`` main
+command of the README."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("transformers")
+
+from helpers.tiny_models import TinyConfig, make_model, save_model  # noqa: E402
+from helpers.tiny_tokenizer import write_tiny_tokenizer  # noqa: E402
+
+from axllm.build import BuildOptions, build  # noqa: E402
+
+
+def run_chat(args, stdin, timeout=600):
+    return subprocess.run([sys.executable, "-m", "axllm.chat", *args], input=stdin, text=True,
+                          capture_output=True, timeout=timeout)
+
+
+def test_two_turns_and_reset(tmp_path):
+    hf = save_model(make_model(TinyConfig("qwen2", vocab_size=300, seed=3)), tmp_path / "hf")
+    write_tiny_tokenizer(hf)
+    out = build(hf, tmp_path / "b", BuildOptions(prefill_len=16, kv_cache_len=128, hidden_state_type="fp32"))
+    r = run_chat([str(out), "--temperature", "0", "--max-new-tokens", "6", "--system", "sys"],
+                 "hello\nsecond turn\n/reset\nthird\n")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("[TTFT") == 3
+    assert "[conversation reset]" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_errors_print_one_line(tmp_path):
+    r = run_chat([str(tmp_path / "missing")], "")
+    assert r.returncode == 1
+    assert r.stderr.startswith("error: ") and "does not exist" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.real_model
+def test_demo_answers(real_gguf):
+    real_gguf("qwen2.5-coder-0.5b-instruct-q4_k_m")
+    r = run_chat(["--demo", "--temperature", "0"], "What is the capital of France?\n")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "The capital of France is Paris." in r.stdout
+    assert "[TTFT" in r.stdout
