@@ -248,3 +248,21 @@ def test_axmodel_files_need_an_npu_backend(built, tmp_path):
         f.rename(f.with_suffix(".axmodel"))
     with pytest.raises(axllm.ModelLoadError, match="need an AXERA NPU backend"):
         axllm.LLM(d)
+
+
+def test_sampling_defaults_from_generation_config(built, tmp_path):
+    d = _copy(built, tmp_path)
+    gen = json.loads((d / "generation_config.json").read_text())
+    assert axllm.LLM(d).default_sampling == {"mode": "hf", "temperature": 0.0}
+    gen.update({"do_sample": True, "temperature": 0.7, "top_p": 0.8, "repetition_penalty": 1.05})
+    (d / "generation_config.json").write_text(json.dumps(gen))
+    lm = axllm.LLM(d)
+    assert lm.default_sampling == {"mode": "hf", "temperature": 0.7, "top_k": 50, "top_p": 0.8,
+                                   "repetition_penalty": 1.05}
+    a = lm.generate("abc", max_new_tokens=20, seed=3)
+    b = lm.generate("abc", max_new_tokens=20, temperature=0.7, top_k=50, top_p=0.8,
+                    repetition_penalty=1.05, seed=3)
+    assert a.token_ids == b.token_ids
+    gen["do_sample"] = False
+    (d / "generation_config.json").write_text(json.dumps(gen))
+    assert axllm.LLM(d).default_sampling == {"mode": "hf", "temperature": 0.0, "repetition_penalty": 1.05}

@@ -14,7 +14,12 @@ from axllm import _core
 from axllm.chat_template import ChatTemplate
 from axllm.errors import ModelLoadError
 from axllm.generation import Chunk, Completion, Metrics
-from axllm.model_dir import config_overrides, find_tokenizer_dir, post_config_sampling
+from axllm.model_dir import (
+    config_overrides,
+    find_tokenizer_dir,
+    generation_config_sampling,
+    post_config_sampling,
+)
 from axllm.stop_strings import StopMatcher
 from axllm.tokenizer import Tokenizer
 
@@ -34,8 +39,9 @@ class LLM:
     ``filename_tokens_embed``, ``tokens_embed_num``, ``tokens_embed_size``).
 
     Sampling defaults come from ``post_config.json`` (AXERA's semantics, ``mode="vendor"``) when
-    the model has one; a call that passes any sampling argument uses Hugging Face semantics for
-    that call. ``temperature=0`` is greedy.
+    the model has one, else from ``generation_config.json`` (Hugging Face semantics: greedy unless
+    ``do_sample``), else greedy. A call that passes any sampling argument uses Hugging Face
+    semantics with just those arguments. ``temperature=0`` is greedy.
     """
 
     def __init__(
@@ -57,7 +63,8 @@ class LLM:
         self.chat_template = (ChatTemplate.from_string(chat_template, origin="chat_template argument")
                               if chat_template is not None else ChatTemplate.from_dir(tok_dir))
         merged = {**config_overrides(root), **(overrides or {})}
-        self._default_sampling = post_config_sampling(root) or {"mode": "hf", "temperature": 0.0}
+        self._default_sampling = (post_config_sampling(root) or generation_config_sampling(tok_dir)
+                                  or {"mode": "hf", "temperature": 0.0})
         callback = _progress_bar if progress is True else (progress or None)
         self._core = _core.LLM(str(root), backend, merged, callback)
         g = self._core.geometry
@@ -70,6 +77,11 @@ class LLM:
             raise ModelLoadError(f"{tok_dir}: no EOS token id in generation_config.json or "
                                  "tokenizer_config.json")
         self.last_metrics: Optional[Metrics] = None
+
+    @property
+    def default_sampling(self) -> dict:
+        """The sampling used when a call passes no sampling argument."""
+        return dict(self._default_sampling)
 
     @property
     def backend(self) -> str:

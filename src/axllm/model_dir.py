@@ -78,3 +78,28 @@ def post_config_sampling(root: Path) -> dict[str, Any] | None:
         }
     except (TypeError, ValueError) as e:
         raise ModelLoadError(f"{path}: bad value: {e}") from e
+
+
+def generation_config_sampling(tok_dir: Path) -> dict[str, Any] | None:
+    """Sampling defaults from a Hugging Face ``generation_config.json``, as transformers reads
+    them: greedy unless ``do_sample`` is true; then temperature, top_k (default 50), top_p, min_p
+    and repetition_penalty. None when the file sets no sampling field."""
+    path = tok_dir / "generation_config.json"
+    if not path.is_file():
+        return None
+    c = read_json(path)
+    keys = ("do_sample", "temperature", "top_k", "top_p", "min_p", "repetition_penalty")
+    if not any(k in c for k in keys):
+        return None
+    out: dict[str, Any] = {"mode": "hf"}
+    if c.get("repetition_penalty") is not None:
+        out["repetition_penalty"] = float(c["repetition_penalty"])
+    if not c.get("do_sample", False):
+        out["temperature"] = 0.0
+        return out
+    out["temperature"] = float(c.get("temperature") if c.get("temperature") is not None else 1.0)
+    out["top_k"] = int(c.get("top_k") if c.get("top_k") is not None else 50)
+    for k in ("top_p", "min_p"):
+        if c.get(k) is not None:
+            out[k] = float(c[k])
+    return out
