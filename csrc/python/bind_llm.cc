@@ -17,44 +17,6 @@ void take(const py::dict& d, const char* key, T& out) {
   if (d.contains(key) && !d[key].is_none()) out = d[key].cast<T>();
 }
 
-SamplingParams sampling_from(const py::dict& d) {
-  SamplingParams p;
-  for (auto item : d) {
-    static const char* kKnown[] = {"mode", "temperature", "top_k", "top_p", "min_p",
-                                   "repetition_penalty", "presence_penalty", "frequency_penalty",
-                                   "seed", "enable_top_p", "enable_top_k", "penalty_window"};
-    const std::string key = py::str(item.first);
-    if (std::find(std::begin(kKnown), std::end(kKnown), key) == std::end(kKnown)) {
-      throw std::invalid_argument("unknown sampling parameter '" + key + "'");
-    }
-  }
-  if (d.contains("mode")) {
-    const std::string mode = d["mode"].cast<std::string>();
-    if (mode == "hf") {
-      p.mode = SamplerMode::kHf;
-    } else if (mode == "vendor") {
-      p.mode = SamplerMode::kVendor;
-    } else {
-      throw std::invalid_argument("sampling mode must be 'hf' or 'vendor', got '" + mode + "'");
-    }
-  }
-  take(d, "temperature", p.temperature);
-  take(d, "top_k", p.top_k);
-  take(d, "top_p", p.top_p);
-  take(d, "min_p", p.min_p);
-  take(d, "repetition_penalty", p.repetition_penalty);
-  take(d, "presence_penalty", p.presence_penalty);
-  take(d, "frequency_penalty", p.frequency_penalty);
-  take(d, "enable_top_p", p.enable_top_p);
-  take(d, "enable_top_k", p.enable_top_k);
-  take(d, "penalty_window", p.penalty_window);
-  if (d.contains("seed") && !d["seed"].is_none()) {
-    p.seed = d["seed"].cast<uint64_t>();
-    p.has_seed = true;
-  }
-  return p;
-}
-
 ModelOverrides overrides_from(const py::dict& d) {
   ModelOverrides o;
   for (auto item : d) {
@@ -192,7 +154,7 @@ void register_llm(py::module_& m) {
             GenerationOptions o;
             o.max_new_tokens = max_new_tokens;
             o.eos_ids = std::move(eos_ids);
-            o.sampling = sampling_from(sampling);
+            o.sampling = sampling_params_from(sampling);
             return l.generate(std::move(prompt), std::move(o));
           },
           py::arg("prompt"), py::arg("max_new_tokens") = -1, py::arg("eos_ids") = std::vector<int32_t>{},

@@ -87,6 +87,37 @@ py::dict params_dict(const SamplingParams& p) {
 
 }  // namespace
 
+SamplingParams sampling_params_from(const py::dict& d) {
+  static const char* kKnown[] = {"mode", "temperature", "top_k", "top_p", "min_p",
+                                 "repetition_penalty", "presence_penalty", "frequency_penalty",
+                                 "seed", "enable_top_p", "enable_top_k", "penalty_window"};
+  for (auto item : d) {
+    const std::string key = py::str(item.first);
+    if (std::find(std::begin(kKnown), std::end(kKnown), key) == std::end(kKnown)) {
+      throw std::invalid_argument("unknown sampling parameter '" + key + "'");
+    }
+  }
+  SamplingParams p;
+  auto get = [&](const char* key) -> py::object {
+    return d.contains(key) ? py::reinterpret_borrow<py::object>(d[key]) : py::none();
+  };
+  if (!get("mode").is_none()) p.mode = parse_mode(get("mode").cast<std::string>());
+  if (!get("temperature").is_none()) p.temperature = get("temperature").cast<float>();
+  if (!get("top_k").is_none()) p.top_k = to_int32(get("top_k").cast<int64_t>(), "top_k");
+  if (!get("top_p").is_none()) p.top_p = get("top_p").cast<float>();
+  if (!get("min_p").is_none()) p.min_p = get("min_p").cast<float>();
+  if (!get("repetition_penalty").is_none()) p.repetition_penalty = get("repetition_penalty").cast<float>();
+  if (!get("presence_penalty").is_none()) p.presence_penalty = get("presence_penalty").cast<float>();
+  if (!get("frequency_penalty").is_none()) p.frequency_penalty = get("frequency_penalty").cast<float>();
+  if (!get("enable_top_p").is_none()) p.enable_top_p = get("enable_top_p").cast<bool>();
+  if (!get("enable_top_k").is_none()) p.enable_top_k = get("enable_top_k").cast<bool>();
+  if (!get("penalty_window").is_none()) {
+    p.penalty_window = to_int32(get("penalty_window").cast<int64_t>(), "penalty_window");
+  }
+  parse_seed(get("seed"), p);
+  return p;
+}
+
 void register_sampler(py::module_& m) {
   py::class_<Sampler>(m, "Sampler",
                       "Next-token sampler over a logits vector (mode 'hf': transformers' "

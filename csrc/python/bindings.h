@@ -2,6 +2,8 @@
 // Registration functions of the axllm._core module, one per binding file.
 #include <pybind11/pybind11.h>
 
+#include "axllm/sampler.h"
+
 namespace axllm::python {
 
 void register_errors(pybind11::module_& m);
@@ -9,5 +11,9 @@ void register_log(pybind11::module_& m);
 void register_session(pybind11::module_& m);
 void register_sampler(pybind11::module_& m);
 void register_llm(pybind11::module_& m);
+
+// Sampling parameters from a dict with SamplingParams' field names (mode "hf"/"vendor", seed None
+// for unseeded). Throws std::invalid_argument naming an unknown key or a bad value.
+SamplingParams sampling_params_from(const pybind11::dict& d);
 
 }  // namespace axllm::python
