@@ -39,6 +39,8 @@ py::dict metrics_dict(const GenerationMetrics& m) {
   py::dict d;
   d["prompt_tokens"] = m.prompt_tokens;
   d["generated_tokens"] = m.generated_tokens;
+  d["cached_tokens"] = m.cached_tokens;
+  d["prefilled_tokens"] = m.prefilled_tokens;
   d["prefill_ms"] = m.prefill_ms;
   d["ttft_ms"] = m.ttft_ms;
   d["decode_ms"] = m.decode_ms;
@@ -150,17 +152,52 @@ void register_llm(py::module_& m) {
       .def(
           "generate",
           [](Llm& l, std::vector<int32_t> prompt, int32_t max_new_tokens, std::vector<int32_t> eos_ids,
-             const py::dict& sampling) {
+             const py::dict& sampling, bool reuse_kv) {
             GenerationOptions o;
+            o.reuse_kv = reuse_kv;
             o.max_new_tokens = max_new_tokens;
             o.eos_ids = std::move(eos_ids);
             o.sampling = sampling_params_from(sampling);
             return l.generate(std::move(prompt), std::move(o));
           },
           py::arg("prompt"), py::arg("max_new_tokens") = -1, py::arg("eos_ids") = std::vector<int32_t>{},
-          py::arg("sampling") = py::dict(), py::keep_alive<0, 1>(),
+          py::arg("sampling") = py::dict(), py::arg("reuse_kv") = true, py::keep_alive<0, 1>(),
           "Start a generation over token ids; iterate it (each __next__ runs one step).")
       .def("stop", &Llm::stop, "Cancel the running generation from any thread.")
+      .def("rewind", &Llm::rewind, py::arg("n"), py::call_guard<py::gil_scoped_release>(),
+           "Drop the last n cached tokens (not below the pinned prefix).")
+      .def("pin_prefix", &Llm::pin_prefix, py::arg("n"), "Keep the first n cached tokens across reset().")
+      .def_property_readonly("pinned_prefix", &Llm::pinned_prefix)
+      .def_property_readonly("kv_size", &Llm::kv_size)
+      .def(
+          "read_kv",
+          [](const Llm& l, int layer, bool values, int64_t rows) {
+            std::vector<uint8_t> out;
+            {
+              py::gil_scoped_release release;
+              out = l.read_kv(layer, values, rows);
+            }
+            return py::bytes(reinterpret_cast<const char*>(out.data()), out.size());
+          },
+          py::arg("layer"), py::arg("values"), py::arg("rows"), "Raw K (or V) rows of a layer.")
+      .def(
+          "load_kv",
+          [](Llm& l, std::vector<int32_t> tokens, const std::vector<py::bytes>& k, const std::vector<py::bytes>& v) {
+            std::vector<std::vector<uint8_t>> kk, vv;
+            for (const auto& b : k) {
+              const std::string s = b;
+              kk.emplace_back(s.begin(), s.end());
+            }
+            for (const auto& b : v) {
+              const std::string s = b;
+              vv.emplace_back(s.begin(), s.end());
+            }
+            py::gil_scoped_release release;
+            l.load_kv(tokens, kk, vv);
+          },
+          py::arg("tokens"), py::arg("k"), py::arg("v"), "Replace the cache with these tokens and rows.")
+      .def("extend", &Llm::extend, py::arg("tokens"), py::call_guard<py::gil_scoped_release>(),
+           "Prefill tokens after the cached ones without sampling.")
       .def("reset", &Llm::reset, py::call_guard<py::gil_scoped_release>(), "Empty the KV cache.");
 }
 

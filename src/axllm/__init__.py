@@ -8,10 +8,11 @@ from axllm.errors import (
     ContextOverflowError,
     EngineError,
     ModelLoadError,
+    SessionMismatchError,
     TemplateError,
     UnsupportedModelError,
 )
-from axllm.generation import Chunk, Completion, Metrics
+from axllm.generation import Chunk, Completion, ContextUsage, Metrics
 from axllm.session import InferenceSession, NodeArg
 
 __version__ = "0.1.0"
@@ -22,11 +23,13 @@ __all__ = [
     "Chunk",
     "Completion",
     "ContextOverflowError",
+    "ContextUsage",
     "EngineError",
     "Metrics",
     "InferenceSession",
     "ModelLoadError",
     "NodeArg",
+    "SessionMismatchError",
     "TemplateError",
     "UnsupportedModelError",
     "__version__",

@@ -15,7 +15,12 @@ from axllm._core import (
     UnsupportedModelError,
 )
 
-__all__ = ["AxllmError", "ContextOverflowError", "EngineError", "ModelLoadError", "TemplateError", "UnsupportedModelError"]
+__all__ = ["AxllmError", "ContextOverflowError", "EngineError", "ModelLoadError", "SessionMismatchError", "TemplateError", "UnsupportedModelError"]
+
+
+class SessionMismatchError(AxllmError):
+    """A saved session does not belong to this model (fingerprint, chat template or KV geometry
+    differ); the message says what differs."""
 
 
 class TemplateError(AxllmError):

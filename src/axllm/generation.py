@@ -9,12 +9,23 @@ FINISH_REASONS = ("stop", "length", "cancelled", "context_full")
 
 
 @dataclass(frozen=True)
+class ContextUsage:
+    """Tokens held in the KV cache and the context length."""
+
+    used: int
+    capacity: int
+
+
+@dataclass(frozen=True)
 class Metrics:
     """Timings of one generation. ``ttft_ms`` runs from the start of the call to the first token
-    sampled (it includes the prefill); decode tok/s counts the tokens after the first."""
+    sampled (it includes the prefill); decode tok/s counts the tokens after the first.
+    ``cached_tokens`` prompt tokens were reused from the KV cache, ``prefilled_tokens`` were run."""
 
     prompt_tokens: int = 0
     generated_tokens: int = 0
+    cached_tokens: int = 0
+    prefilled_tokens: int = 0
     ttft_ms: float = 0.0
     prefill_ms: float = 0.0
     decode_ms: float = 0.0
@@ -26,6 +37,8 @@ class Metrics:
         return cls(
             prompt_tokens=int(d["prompt_tokens"]),
             generated_tokens=int(d["generated_tokens"]),
+            cached_tokens=int(d["cached_tokens"]),
+            prefilled_tokens=int(d["prefilled_tokens"]),
             ttft_ms=float(d["ttft_ms"]),
             prefill_ms=float(d["prefill_ms"]),
             decode_ms=float(d["decode_ms"]),

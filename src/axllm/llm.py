@@ -7,13 +7,17 @@ UTF-8-safe incremental detokenization and stop strings held back from the stream
 from __future__ import annotations
 
 import os
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
 
 from axllm import _core
 from axllm.chat_template import ChatTemplate
-from axllm.errors import ModelLoadError
-from axllm.generation import Chunk, Completion, Metrics
+from axllm import kv_session
+from axllm.errors import ContextOverflowError, ModelLoadError
+from axllm.generation import Chunk, Completion, ContextUsage, Metrics
+from axllm.scheduler import FairLock
 from axllm.model_dir import (
     config_overrides,
     find_tokenizer_dir,
@@ -26,6 +30,17 @@ from axllm.tokenizer import Tokenizer
 Prompt = Union[str, Sequence[int]]
 _HF_KEYS = ("temperature", "top_k", "top_p", "min_p", "repetition_penalty", "presence_penalty",
             "frequency_penalty")
+OVERFLOW_POLICIES = ("error", "truncate_left", "drop_oldest_turns")
+
+
+@dataclass
+class _Lease:
+    """The right to run generations on the model, held by one stream from its first step to its
+    end. A newer stream started on the same thread takes it over (revoking this one)."""
+
+    thread: int
+    gen: Any = None
+    revoked: bool = False
 
 
 class LLM:
@@ -77,6 +92,10 @@ class LLM:
             raise ModelLoadError(f"{tok_dir}: no EOS token id in generation_config.json or "
                                  "tokenizer_config.json")
         self.last_metrics: Optional[Metrics] = None
+        self._fingerprint: Optional[str] = None
+        self._lock = FairLock()
+        self._lease_mutex = threading.Lock()
+        self._lease: Optional[_Lease] = None
 
     @property
     def default_sampling(self) -> dict:
@@ -119,11 +138,18 @@ class LLM:
                  repetition_penalty: Optional[float] = None, presence_penalty: Optional[float] = None,
                  frequency_penalty: Optional[float] = None, seed: Optional[int] = None,
                  stop: Union[str, Sequence[str], None] = None, stream: bool = False,
-                 ) -> Union[Completion, Iterator[Chunk]]:
+                 overflow: str = "error") -> Union[Completion, Iterator[Chunk]]:
         """Continue ``prompt`` (text, tokenized with the model's special tokens, or token ids used
         as they are). Returns a ``Completion``, or with ``stream=True`` an iterator of ``Chunk``s
-        whose ``__next__`` runs the model one step (breaking out of the loop stops it)."""
+        whose ``__next__`` runs the model one step (breaking out of the loop stops it).
+
+        The KV cache is reused for the longest common prefix with what it holds (reported as
+        ``metrics.cached_tokens``). ``overflow`` decides what a prompt longer than the context
+        does: ``"error"`` raises ContextOverflowError(needed, available); ``"truncate_left"``
+        drops its oldest tokens, keeping room for min(max_new_tokens or 256, context / 2)
+        generated tokens."""
         ids = self._prompt_ids(prompt)
+        ids = self._fit(ids, overflow, max_new_tokens, allow_drop_turns=False)
         sampling = self._sampling(locals())
         chunks = self._stream(ids, max_new_tokens, sampling, _stop_list(stop))
         return chunks if stream else _collect(chunks)
@@ -134,11 +160,12 @@ class LLM:
              repetition_penalty: Optional[float] = None, presence_penalty: Optional[float] = None,
              frequency_penalty: Optional[float] = None, seed: Optional[int] = None,
              stop: Union[str, Sequence[str], None] = None, stream: bool = False,
-             ) -> Union[Completion, Iterator[Chunk]]:
+             overflow: str = "error") -> Union[Completion, Iterator[Chunk]]:
         """Reply to ``messages`` ([{"role": ..., "content": ...}, ...]) through the model's chat
-        template; arguments as for ``generate``."""
-        text = self.apply_chat_template(messages, add_generation_prompt=True)
-        ids = self.tokenizer.encode(text, add_special_tokens=False)
+        template; arguments as for ``generate``. ``overflow="drop_oldest_turns"`` drops the oldest
+        non-system messages (a user message with the replies after it) until the prompt fits,
+        keeping the last user message."""
+        ids = self._chat_ids(messages, overflow, max_new_tokens)
         sampling = self._sampling(locals())
         chunks = self._stream(ids, max_new_tokens, sampling, _stop_list(stop))
         return chunks if stream else _collect(chunks)
@@ -148,8 +175,113 @@ class LLM:
         self._core.stop()
 
     def reset(self) -> None:
-        """Empty the KV cache."""
+        """Empty the KV cache, except a precomputed system prompt (see precompute_system_prompt)."""
         self._core.reset()
+
+    def rewind(self, n: int) -> None:
+        """Drop the last ``n`` cached tokens (to regenerate or edit the last message without a new
+        prefill of what comes before)."""
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n}")
+        try:
+            self._core.rewind(n)
+        except IndexError as e:
+            raise ValueError(str(e)) from None
+
+    @property
+    def context_usage(self) -> ContextUsage:
+        """Tokens in the KV cache and the context length."""
+        return ContextUsage(int(self._core.kv_size), self.context_length)
+
+    @property
+    def cached_tokens(self) -> list[int]:
+        """The token ids whose K/V rows the cache holds."""
+        return list(self._core.kv_tokens)
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the model files (see kv_session.model_fingerprint)."""
+        if self._fingerprint is None:
+            self._fingerprint = kv_session.model_fingerprint(self._core.files)
+        return self._fingerprint
+
+    def system_prompt_tokens(self, system_prompt: str) -> list[int]:
+        """The ids the chat template makes of a conversation holding only ``system_prompt``."""
+        text = self.apply_chat_template([{"role": "system", "content": system_prompt}],
+                                        add_generation_prompt=False)
+        return self.tokenizer.encode(text, add_special_tokens=False)
+
+    def precompute_system_prompt(self, system_prompt: str) -> int:
+        """Prefill the system prompt once and keep it across reset(); chats that start with it
+        reuse it. Returns its token count."""
+        ids = self.system_prompt_tokens(system_prompt)
+        self._core.pin_prefix(0)
+        self._core.reset()
+        self._core.extend(ids)
+        self._core.pin_prefix(len(ids))
+        return len(ids)
+
+    def save_session(self, path: Union[str, os.PathLike], extra: Optional[dict] = None) -> Path:
+        """Save the KV cache and its token ids (plus ``extra``, any JSON data) to ``path``."""
+        return kv_session.save(self, path, extra)
+
+    def load_session(self, path: Union[str, os.PathLike]) -> dict:
+        """Restore a saved cache; returns its ``extra``. Raises SessionMismatchError when the
+        file belongs to another model, chat template or KV geometry."""
+        return kv_session.load(self, path)
+
+    def export_kvcache(self, directory: Union[str, os.PathLike], system_prompt: str) -> Path:
+        """Write the cache as ax-llm's kvcache directory (k_cache_<l>.bin, v_cache_<l>.bin,
+        config.json with system_prompt and precompute_len)."""
+        return kv_session.export_axllm_kvcache(self, directory, system_prompt)
+
+    def import_kvcache(self, directory: Union[str, os.PathLike]) -> str:
+        """Load ax-llm's kvcache directory as a pinned system prompt; returns its text."""
+        return kv_session.import_axllm_kvcache(self, directory)
+
+    def _room(self, max_new_tokens: Optional[int]) -> int:
+        c = self.context_length
+        return min(max_new_tokens or 256, c // 2)
+
+    def _overflow_error(self, needed: int) -> ContextOverflowError:
+        e = ContextOverflowError(f"the prompt has {needed} tokens but the context holds "
+                                 f"{self.context_length}")
+        e.needed = needed
+        e.available = self.context_length
+        return e
+
+    def _fit(self, ids: list[int], overflow: str, max_new_tokens: Optional[int],
+             allow_drop_turns: bool) -> list[int]:
+        if overflow not in OVERFLOW_POLICIES:
+            raise ValueError(f"overflow must be one of {OVERFLOW_POLICIES}, got {overflow!r}")
+        if overflow == "drop_oldest_turns" and not allow_drop_turns:
+            raise ValueError("overflow='drop_oldest_turns' needs chat() messages")
+        if len(ids) <= self.context_length:
+            return ids
+        if overflow == "truncate_left":
+            return ids[len(ids) - (self.context_length - self._room(max_new_tokens)):]
+        raise self._overflow_error(len(ids))
+
+    def _chat_ids(self, messages: Sequence[Mapping[str, Any]], overflow: str,
+                  max_new_tokens: Optional[int]) -> list[int]:
+        def encode(msgs: Sequence[Mapping[str, Any]]) -> list[int]:
+            text = self.apply_chat_template(msgs, add_generation_prompt=True)
+            return self.tokenizer.encode(text, add_special_tokens=False)
+
+        ids = encode(messages)
+        if overflow != "drop_oldest_turns" or len(ids) <= self.context_length:
+            return self._fit(ids, overflow, max_new_tokens, allow_drop_turns=True)
+        limit = self.context_length - self._room(max_new_tokens)
+        msgs = list(messages)
+        system = [m for m in msgs[:1] if m.get("role") == "system"]
+        rest = msgs[len(system):]
+        while len(ids) > limit:
+            cut = next((i for i in range(1, len(rest)) if rest[i].get("role") == "user"), None)
+            if cut is None:
+                raise self._overflow_error(len(ids))
+            rest = rest[cut:]
+            ids = encode(system + rest)
+        return ids
 
     def _prompt_ids(self, prompt: Prompt) -> list[int]:
         if isinstance(prompt, str):
@@ -181,11 +313,45 @@ class LLM:
 
     def _stream(self, ids: list[int], max_new_tokens: Optional[int], sampling: dict,
                 stops: list[str]) -> Iterator[Chunk]:
-        gen = self._core.generate(ids, -1 if max_new_tokens is None else int(max_new_tokens),
-                                  self.eos_token_ids, sampling)
-        return self._chunks(gen, stops)
+        return self._chunks(ids, -1 if max_new_tokens is None else int(max_new_tokens), sampling, stops)
 
-    def _chunks(self, gen: Any, stops: list[str]) -> Iterator[Chunk]:
+    def _acquire(self) -> _Lease:
+        """Waits for the model in arrival order. A stream still open on this same thread is
+        superseded instead (it finishes "cancelled"), since waiting for it would never end."""
+        me = threading.get_ident()
+        with self._lease_mutex:
+            current = self._lease
+            if current is not None and current.thread == me and not current.revoked:
+                current.revoked = True
+                if current.gen is not None:
+                    current.gen.cancel()
+                self._lease = _Lease(me)
+                return self._lease
+        self._lock.acquire()
+        with self._lease_mutex:
+            self._lease = _Lease(me)
+            return self._lease
+
+    def _release(self, lease: _Lease) -> None:
+        with self._lease_mutex:
+            if lease.revoked:
+                return
+            self._lease = None
+        self._lock.release()
+
+    def _chunks(self, ids: list[int], max_new_tokens: int, sampling: dict,
+                stops: list[str]) -> Iterator[Chunk]:
+        lease = self._acquire()
+        try:
+            gen = self._core.generate(ids, max_new_tokens, self.eos_token_ids, sampling)
+            lease.gen = gen
+            if lease.revoked:
+                gen.cancel()
+            yield from self._steps(gen, stops)
+        finally:
+            self._release(lease)
+
+    def _steps(self, gen: Any, stops: list[str]) -> Iterator[Chunk]:
         detok = self.tokenizer.detokenizer(skip_special_tokens=True)
         matcher = StopMatcher(stops) if stops else None
         pending: list[int] = []
@@ -224,6 +390,31 @@ class LLM:
         metrics = Metrics.from_core(gen.metrics)
         self.last_metrics = metrics
         return Chunk(text, ids, finish, metrics, stop)
+
+    def astream(self, prompt: Prompt, **kwargs: Any):
+        """``async for chunk in llm.astream(prompt, ...)``: generate() streamed to asyncio; the
+        model runs on a worker thread and wakes the event loop per chunk (no polling)."""
+        from axllm import aio
+
+        return aio.astream(self, "generate", prompt, **kwargs)
+
+    def astream_chat(self, messages: Sequence[Mapping[str, Any]], **kwargs: Any):
+        """chat() streamed to asyncio, like astream()."""
+        from axllm import aio
+
+        return aio.astream(self, "chat", messages, **kwargs)
+
+    async def agenerate(self, prompt: Prompt, **kwargs: Any) -> Completion:
+        """``await llm.agenerate(prompt, ...)``: generate() off the event loop."""
+        from axllm import aio
+
+        return await aio.agenerate(self, prompt, **kwargs)
+
+    async def achat(self, messages: Sequence[Mapping[str, Any]], **kwargs: Any) -> Completion:
+        """``await llm.achat(messages, ...)``: chat() off the event loop."""
+        from axllm import aio
+
+        return await aio.achat(self, messages, **kwargs)
 
     def __enter__(self) -> "LLM":
         return self

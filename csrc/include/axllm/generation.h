@@ -20,12 +20,15 @@ const char* finish_reason_name(FinishReason r);
 struct GenerationOptions {
   int32_t max_new_tokens = -1;   // < 0: until EOS or a full context
   std::vector<int32_t> eos_ids;  // any of them stops the generation
+  bool reuse_kv = true;          // reuse the longest common prefix of the cached tokens
   SamplingParams sampling;
 };
 
 struct GenerationMetrics {
   int64_t prompt_tokens = 0;
   int64_t generated_tokens = 0;  // tokens returned (EOS excluded)
+  int64_t cached_tokens = 0;     // prompt tokens whose K/V rows were reused from the cache
+  int64_t prefilled_tokens = 0;  // prompt tokens run through the model (prompt - cached)
   double prefill_ms = 0;         // running the prompt through the model
   double ttft_ms = 0;            // start of the first step to the first token sampled
   double decode_ms = 0;          // first token to the last step

@@ -62,8 +62,24 @@ class Llm : public std::enable_shared_from_this<Llm> {
   std::unique_ptr<Generation> generate(std::vector<int32_t> prompt, GenerationOptions options);
   // Cancels the running generation, if any, at its next chunk or step boundary. Thread-safe.
   void stop();
-  // Empties the KV cache.
+  // Empties the KV cache, down to the pinned prefix (see pin_prefix).
   void reset();
+  // Drops the last `n` cached tokens (clamped at the pinned prefix). Throws std::out_of_range when
+  // n exceeds what can be dropped.
+  void rewind(int64_t n);
+  // The first `n` cached tokens survive reset() (a precomputed system prompt). 0 unpins.
+  void pin_prefix(int64_t n);
+  int64_t pinned_prefix() const { return pinned_; }
+  int64_t kv_size() const;
+
+  // Raw K (or V) rows [0, rows) of `layer`, in the engine's layout and dtype.
+  std::vector<uint8_t> read_kv(int layer, bool values, int64_t rows) const;
+  // Replaces the cache: `tokens` and, per layer, their K and V rows (tokens.size() rows each,
+  // layout and dtype as read_kv returns them). Throws std::invalid_argument on a size mismatch.
+  void load_kv(const std::vector<int32_t>& tokens, const std::vector<std::vector<uint8_t>>& k,
+               const std::vector<std::vector<uint8_t>>& v);
+  // Prefills `tokens` after the cached ones without sampling (GIL-free precompute).
+  void extend(const std::vector<int32_t>& tokens);
 
  private:
   friend class Generation;
@@ -72,6 +88,12 @@ class Llm : public std::enable_shared_from_this<Llm> {
   // Prefill `tokens` after the rows already cached: P-token chunks in the smallest group whose
   // history capacity fits, decode steps where none does. Returns false if cancelled.
   bool prefill(std::span<const int32_t> tokens, const std::atomic<bool>& cancel);
+  // How many leading prompt tokens to keep from the cache: the longest common prefix (at most
+  // prompt.size() - 1, so one token is left to compute logits), or 0 when a fresh prefill is
+  // estimated to be faster than reusing it (from the run times measured so far).
+  size_t reusable_prefix(std::span<const int32_t> prompt) const;
+  // Estimated milliseconds to prefill n tokens after h cached ones (0 when nothing measured).
+  double estimate_prefill_ms(int64_t h, int64_t n) const;
   // Feeds one token at the next row and computes its logits.
   void decode(int32_t token);
   std::span<const float> logits() const { return logits_; }
@@ -86,6 +108,9 @@ class Llm : public std::enable_shared_from_this<Llm> {
   std::span<const float> logits_;
   std::mutex mutex_;
   std::atomic<uint64_t> serial_{0};
+  int64_t pinned_ = 0;
+  double step_ms_ = 0;                 // measured decode step time (moving average)
+  std::vector<double> chunk_ms_;       // measured prefill chunk time per group
   std::shared_ptr<std::atomic<bool>> current_cancel_;
   std::mutex cancel_mutex_;
 };

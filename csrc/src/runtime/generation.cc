@@ -76,9 +76,12 @@ StepResult Generation::next() {
                                                     " tokens but the context holds " +
                                                     std::to_string(g.kv_len));
       }
-      llm_->kv_->reset();
-      if (!llm_->prefill(prompt_, *cancel_)) {
-        llm_->kv_->reset();
+      const size_t keep = options_.reuse_kv ? llm_->reusable_prefix(prompt_) : 0;
+      llm_->kv_->rewind_to(static_cast<int64_t>(keep));
+      llm_->pinned_ = std::min<int64_t>(llm_->pinned_, static_cast<int64_t>(keep));
+      metrics_.cached_tokens = static_cast<int64_t>(keep);
+      metrics_.prefilled_tokens = n - static_cast<int64_t>(keep);
+      if (!llm_->prefill(std::span<const int32_t>(prompt_).subspan(keep), *cancel_)) {
         return finish(FinishReason::kCancelled);
       }
       metrics_.prefill_ms = now_ms() - t0;

@@ -1,0 +1,273 @@
+"""``python -m axllm.chat`` driven through a pseudo-terminal: streaming turns, commands, Ctrl-C and
+Ctrl-D, multi-line input, sessions saved and loaded across processes, persistent input history."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+if sys.platform == "win32":
+    pytest.skip("the REPL tests need a POSIX pseudo-terminal", allow_module_level=True)
+pexpect = pytest.importorskip("pexpect", reason="pexpect drives the REPL through a pseudo-terminal")
+pytest.importorskip("transformers")
+
+from helpers.tiny_models import TinyConfig, make_model, save_model  # noqa: E402
+from helpers.tiny_tokenizer import write_tiny_tokenizer  # noqa: E402
+
+from axllm.build import BuildOptions, build  # noqa: E402
+from axllm.chat import NOT_SUPPORTED  # noqa: E402
+from axllm.generation import Metrics  # noqa: E402
+from axllm.llm import LLM  # noqa: E402
+
+PROMPT = ">>> "
+CONTINUATION = "... "
+STATS = r"\[TTFT \d+ ms, prefill \d+ tok/s, decode [\d.]+ tok/s, \d+ tokens[^\]\r\n]*\]"
+
+
+@pytest.fixture(scope="module")
+def fast(tmp_path_factory):
+    """A tiny Qwen2 that answers in milliseconds."""
+    root = tmp_path_factory.mktemp("fast")
+    hf = save_model(make_model(TinyConfig("qwen2", vocab_size=300, seed=3)), root / "hf")
+    write_tiny_tokenizer(hf)
+    return build(hf, root / "b", BuildOptions(prefill_len=32, kv_cache_len=256, hidden_state_type="fp32"))
+
+
+@pytest.fixture(scope="module")
+def slow(tmp_path_factory):
+    """A Qwen2 slow enough (hidden 512, 6 layers) that a 400-token reply streams for seconds; its
+    greedy reply to "tell me a long story" does not end before 400 tokens."""
+    root = tmp_path_factory.mktemp("slow")
+    cfg = TinyConfig("qwen2", hidden_size=512, num_heads=8, num_kv_heads=2, head_dim=64,
+                     intermediate_size=2048, num_layers=6, vocab_size=300, seed=5)
+    hf = save_model(make_model(cfg), root / "hf")
+    write_tiny_tokenizer(hf)
+    return build(hf, root / "b", BuildOptions(prefill_len=32, kv_cache_len=512))
+
+
+class Repl:
+    """One ``python -m axllm.chat`` process on a pseudo-terminal (greedy, 6 new tokens unless
+    ``args`` say otherwise), with its input history under ``cache``."""
+
+    def __init__(self, model: Path, cache: Path, *args: str, timeout: float = 20):
+        inputrc = cache.parent / "inputrc"
+        inputrc.write_text("set enable-bracketed-paste off\n")
+        env = dict(os.environ, AXLLM_CACHE=str(cache), TERM="dumb", INPUTRC=str(inputrc))
+        self.log = io.StringIO()
+        self.child = pexpect.spawn(
+            sys.executable, ["-m", "axllm.chat", str(model), "--temperature", "0",
+                             "--max-new-tokens", "6", *args],
+            env=env, encoding="utf-8", codec_errors="replace", timeout=timeout, dimensions=(50, 250))
+        self.child.logfile_read = self.log
+        self.child.expect_exact(PROMPT)
+        self.banner = self.child.before
+
+    def command(self, line: str) -> str:
+        """Sends ``line``; returns what was printed before the next prompt (without the echo)."""
+        self.child.sendline(line)
+        self.child.expect_exact(PROMPT)
+        echo, _, out = self.child.before.partition("\r\n")
+        assert echo.endswith(line), echo
+        return out
+
+    def reply(self, line: str) -> tuple[str, str]:
+        """Sends the message ``line``; returns the streamed reply and its statistics line."""
+        self.child.sendline(line)
+        self.child.expect_exact(line + "\r\n")
+        self.child.expect(STATS)
+        text = self.child.before
+        assert text.endswith("\r\n"), text
+        stats = self.child.after
+        self.child.expect_exact(PROMPT)
+        return text[:-2], stats
+
+    def quit(self) -> int:
+        """Ctrl-D at the prompt; returns the exit status."""
+        self.child.sendeof()
+        self.child.expect(pexpect.EOF)
+        self.child.close()
+        assert "Traceback" not in self.log.getvalue(), self.log.getvalue()
+        return self.child.exitstatus
+
+
+def test_two_turns_template_and_history(fast, tmp_path):
+    cache = tmp_path / "cache"
+    r = Repl(fast, cache)
+    assert "loading [" in r.banner
+    first, stats = r.reply("hello")
+    assert stats.endswith("finish: length]")
+    r.reply("second turn")
+    template = r.command("/template")
+    assert (f"<|im_start|>user\r\nhello<|im_end|>\r\n<|im_start|>assistant\r\n{first}<|im_end|>\r\n"
+            "<|im_start|>user\r\nsecond turn<|im_end|>\r\n<|im_start|>assistant\r\n") in template
+    assert template.endswith("<|im_start|>assistant\r\n")
+    assert r.quit() == 0
+    assert (cache / "chat_history").read_text().splitlines() == ["hello", "second turn", "/template"]
+
+    again = Repl(fast, cache)
+    again.child.send("\x1b[A\x1b[A\x1b[A")
+    again.child.sendline("")
+    again.child.expect_exact("hello\r\n")
+    again.child.expect(STATS)
+    again.child.expect_exact(PROMPT)
+    assert again.quit() == 0
+
+
+def test_stats(fast, tmp_path):
+    r = Repl(fast, tmp_path / "cache")
+    before = r.command("/stats")
+    assert before.startswith("last reply: none yet\r\n")
+    r.reply("hello")
+    out = r.command("/stats").replace("\r\n", "\n")
+    assert "last reply: TTFT" in out and "6 tokens" in out
+    assert "prefill: " in out and "tok/s" in out
+    assert "decode: " in out
+    if "cached_tokens" in Metrics.__dataclass_fields__:
+        assert "prompt tokens: 0 cached, 24 prefilled" in out
+    else:
+        assert f"cached and prefilled tokens: {NOT_SUPPORTED}" in out
+    if hasattr(LLM, "context_usage"):
+        assert "context: 29/256 tokens (11%)" in out
+    else:
+        assert f"context usage: {NOT_SUPPORTED}" in out
+    assert r.quit() == 0
+
+
+def test_ctrl_c_cancels_the_reply(slow, tmp_path):
+    r = Repl(slow, tmp_path / "cache", "--max-new-tokens", "400")
+    r.child.sendline("tell me a long story")
+    r.child.expect_exact("tell me a long story\r\n")
+    r.child.read_nonblocking(1, timeout=15)
+    time.sleep(0.2)
+    r.child.sendintr()
+    assert r.child.expect_exact(["[cancelled]", "[TTFT"]) == 0, "the reply ended before Ctrl-C"
+    r.child.expect_exact(PROMPT)
+    assert "tell me a long story" not in r.command("/template")
+    assert r.command("/set max_new_tokens=3") == "[max_new_tokens = 3]\r\n"
+    _, stats = r.reply("hi")
+    assert "3 tokens" in stats
+    assert r.quit() == 0
+
+
+def test_ctrl_c_at_the_prompt_clears_the_line(fast, tmp_path):
+    r = Repl(fast, tmp_path / "cache")
+    r.child.send("half typed")
+    time.sleep(0.2)
+    r.child.sendintr()
+    r.child.expect_exact(PROMPT)
+    assert r.command("/stats").startswith("last reply: none yet")
+    assert r.quit() == 0
+
+
+def test_set_parameters(fast, tmp_path):
+    r = Repl(fast, tmp_path / "cache")
+    assert r.command("/set temperature=0.8") == "[temperature = 0.8]\r\n"
+    shown = r.command("/set")
+    assert "temperature = 0.8\r\n" in shown and "max_new_tokens = 6\r\n" in shown
+    assert r.command("/set temperature=") == "[temperature = default]\r\n"
+    assert "temperature" not in r.command("/set")
+    assert r.command("/set top_k=5 temperature=default") == "[top_k = 5, temperature = default]\r\n"
+    bad = r.command("/set bogus=1")
+    assert bad.startswith("error: unknown parameter 'bogus'") and bad.count("\r\n") == 1
+    bad = r.command("/set top_p=2")
+    assert bad == "error: top_p must be a number in (0, 1], got '2'\r\n"
+    assert r.command("/set seed=-1").startswith("error: seed must be")
+    assert r.command("/set temperature").startswith("error: write temperature=VALUE")
+    assert "top_k = 5\r\n" in r.command("/set")
+    assert r.command("/set max_new_tokens=2") == "[max_new_tokens = 2]\r\n"
+    _, stats = r.reply("hello")
+    assert "2 tokens" in stats
+    assert r.command("/set max_new_tokens=") == "[max_new_tokens = 6]\r\n"
+    assert r.quit() == 0
+
+
+def test_multiline_input(fast, tmp_path):
+    r = Repl(fast, tmp_path / "cache")
+    for line in ['"""', "line one", "/not a command", "  indented"]:
+        r.child.sendline(line)
+        r.child.expect_exact(CONTINUATION)
+    r.child.sendline('"""')
+    r.child.expect(STATS)
+    r.child.expect_exact(PROMPT)
+    r.child.sendline("first part\\")
+    r.child.expect_exact(CONTINUATION)
+    r.child.sendline("second part")
+    r.child.expect(STATS)
+    r.child.expect_exact(PROMPT)
+    template = r.command("/template")
+    assert "<|im_start|>user\r\nline one\r\n/not a command\r\n  indented<|im_end|>" in template
+    assert "<|im_start|>user\r\nfirst part\r\nsecond part<|im_end|>" in template
+    assert r.quit() == 0
+
+
+def test_system_prompt_and_reset(fast, tmp_path):
+    r = Repl(fast, tmp_path / "cache", "--system", "be brief")
+    assert r.command("/template").startswith("<|im_start|>system\r\nbe brief<|im_end|>")
+    r.reply("hello")
+    assert r.command("/reset") == "[conversation reset]\r\n"
+    r.child.sendline("/system you are\\")
+    r.child.expect_exact(CONTINUATION)
+    r.child.sendline("a poet")
+    r.child.expect_exact("[system prompt set; new conversation]")
+    r.child.expect_exact(PROMPT)
+    assert r.command("/template") == ("<|im_start|>system\r\nyou are\r\na poet<|im_end|>\r\n"
+                                      "<|im_start|>assistant\r\n")
+    r.reply("hello")
+    assert r.command("/reset") == "[conversation reset]\r\n"
+    assert "hello" not in r.command("/template")
+    assert r.quit() == 0
+
+
+def test_save_and_load_in_a_new_process(fast, tmp_path):
+    if not hasattr(LLM, "save_session"):
+        pytest.skip(f"LLM.save_session is {NOT_SUPPORTED}")
+    path = tmp_path / "chat.axkv"
+    r = Repl(fast, tmp_path / "cache", "--system", "be brief")
+    first, _ = r.reply("hello")
+    context = [line for line in r.command("/stats").splitlines() if line.startswith("context")]
+    assert r.command(f"/save {path}") == f"[saved 3 messages and the KV cache to {path}]\r\n"
+    assert r.quit() == 0
+
+    r = Repl(fast, tmp_path / "cache")
+    missing = r.command(f"/load {tmp_path / 'missing'}")
+    assert missing.startswith("error: ") and missing.count("\r\n") == 1
+    assert r.command(f"/load {path}") == f"[loaded 3 messages from {path}]\r\n"
+    assert [line for line in r.command("/stats").splitlines() if line.startswith("context")] == context
+    template = r.command("/template")
+    assert template.startswith("<|im_start|>system\r\nbe brief<|im_end|>\r\n<|im_start|>user\r\nhello")
+    assert f"<|im_start|>assistant\r\n{first}<|im_end|>" in template
+    r.reply("and then?")
+    assert "and then?" in r.command("/template")
+    assert r.quit() == 0
+
+
+def test_unknown_command_and_unwritable_history(fast, tmp_path):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    r = Repl(fast, blocker / "cache")
+    assert r.command("/frobnicate now") == ("error: unknown command /frobnicate (/help lists the "
+                                           "commands; // starts a message with a slash)\r\n")
+    help_text = r.command("/help")
+    for name in ("/system", "/reset", "/set", "/stats", "/save", "/load", "/template", "/help",
+                 "/exit", "/quit"):
+        assert name in help_text
+    assert "partial reply" in help_text
+    r.child.sendline("/exit")
+    r.child.expect(pexpect.EOF)
+    r.child.close()
+    assert r.child.exitstatus == 0
+    log = r.log.getvalue()
+    assert log.count("warning: input history not saved") == 1
+    assert "Traceback" not in log
+
+
+def test_ctrl_d_exits_0_and_slash_escape(fast, tmp_path):
+    r = Repl(fast, tmp_path / "cache")
+    r.reply("//etc/hosts")
+    assert "<|im_start|>user\r\n/etc/hosts<|im_end|>" in r.command("/template")
+    assert r.quit() == 0

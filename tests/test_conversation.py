@@ -1,0 +1,249 @@
+"""Multi-turn KV reuse, saved sessions, context policies, rewind and cancel consistency on tiny
+models (greedy, fp32), for 2-group and history-group builds."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+import threading
+
+import pytest
+
+pytest.importorskip("transformers")
+
+from helpers.tiny_models import TinyConfig, make_model, save_model  # noqa: E402
+from helpers.tiny_tokenizer import write_tiny_tokenizer  # noqa: E402
+
+import axllm  # noqa: E402
+from axllm.build import BuildOptions, build  # noqa: E402
+
+BUILDS = {"2-group": [], "ctx": [16, 32, 64]}
+
+
+@pytest.fixture(scope="module")
+def hf(tmp_path_factory):
+    path = save_model(make_model(TinyConfig("qwen2", num_heads=4, num_kv_heads=2, vocab_size=300, seed=51)),
+                      tmp_path_factory.mktemp("conv") / "hf")
+    write_tiny_tokenizer(path)
+    return path
+
+
+@pytest.fixture(scope="module", params=list(BUILDS), ids=str)
+def built(request, hf, tmp_path_factory):
+    return build(hf, tmp_path_factory.mktemp(f"conv-{request.param}"),
+                 BuildOptions(prefill_len=16, kv_cache_len=160, last_kv_cache_len=BUILDS[request.param],
+                              hidden_state_type="fp32", weight_type="fp32"))
+
+
+def fresh(built):
+    return axllm.LLM(built)
+
+
+def test_second_turn_prefills_only_new_tokens(built):
+    """Token level: the cache holds the prompt and every generated id that was fed back."""
+    llm = fresh(built)
+    first = [(5 * i + 1) % 250 for i in range(21)]
+    one = llm.generate(first, max_new_tokens=12, temperature=0)
+    assert one.metrics.cached_tokens == 0 and one.finish_reason == "length"
+    second = first + one.token_ids + [7, 8, 9, 10, 11]
+    two = llm.generate(second, max_new_tokens=12, temperature=0)
+    scratch = fresh(built).generate(second, max_new_tokens=12, temperature=0)
+    assert two.token_ids == scratch.token_ids
+    assert two.metrics.cached_tokens + two.metrics.prefilled_tokens == len(second)
+    if "ctx" in str(built):
+        assert two.metrics.cached_tokens == len(first) + 11, "the last sampled id was never fed"
+        assert two.metrics.prefilled_tokens == len(second) - len(first) - 11
+
+
+def test_second_chat_turn_equals_a_fresh_run(built):
+    """Chat level: the reply is re-rendered by the template; whatever re-tokenizes identically is
+    reused, and the result equals a run from scratch."""
+    llm = fresh(built)
+    msgs = [{"role": "system", "content": "sys"}, {"role": "user", "content": "first question here"}]
+    one = llm.chat(msgs, max_new_tokens=12, temperature=0)
+    turn1 = len(llm.tokenize(llm.apply_chat_template(msgs), add_special_tokens=False))
+    msgs += [{"role": "assistant", "content": one.text}, {"role": "user", "content": "and a second one"}]
+    two = llm.chat(msgs, max_new_tokens=12, temperature=0)
+    scratch = fresh(built).chat(msgs, max_new_tokens=12, temperature=0)
+    assert two.token_ids == scratch.token_ids
+    if "ctx" in str(built):
+        assert two.metrics.cached_tokens >= turn1
+
+
+def test_rewritten_history_shortens_the_reused_prefix(built):
+    llm = fresh(built)
+    msgs = [{"role": "user", "content": "tell me something"}]
+    one = llm.chat(msgs, max_new_tokens=10, temperature=0)
+    edited = [{"role": "user", "content": "tell me another"}]
+    two = llm.chat(edited, max_new_tokens=10, temperature=0)
+    assert two.token_ids == fresh(built).chat(edited, max_new_tokens=10, temperature=0).token_ids
+    assert 0 < two.metrics.cached_tokens < one.metrics.prompt_tokens or two.metrics.cached_tokens == 0
+
+
+def test_rewind_regenerates_without_new_prefill(built):
+    llm = fresh(built)
+    a = llm.generate("some prompt text", max_new_tokens=10, temperature=0)
+    used = llm.context_usage.used
+    assert used == a.metrics.prompt_tokens + 9
+    llm.rewind(9)
+    assert llm.context_usage.used == a.metrics.prompt_tokens
+    b = llm.generate("some prompt text", max_new_tokens=10, temperature=0)
+    assert b.token_ids == a.token_ids
+    assert b.metrics.cached_tokens == a.metrics.prompt_tokens - 1
+    with pytest.raises(ValueError, match="can be dropped"):
+        llm.rewind(10_000)
+
+
+def test_save_new_process_load_continue(built, tmp_path):
+    llm = fresh(built)
+    msgs = [{"role": "user", "content": "remember this"}]
+    one = llm.chat(msgs, max_new_tokens=8, temperature=0)
+    msgs += [{"role": "assistant", "content": one.text}, {"role": "user", "content": "and continue"}]
+    uninterrupted = llm.chat(msgs, max_new_tokens=8, temperature=0)
+    llm2 = fresh(built)
+    llm2.chat(msgs[:1], max_new_tokens=8, temperature=0)
+    session = tmp_path / "s.axkv"
+    llm2.save_session(session, extra={"messages": msgs[:2]})
+    code = f"""
+import json, axllm
+llm = axllm.LLM({str(built)!r})
+extra = llm.load_session({str(session)!r})
+out = llm.chat(extra["messages"] + [{{"role": "user", "content": "and continue"}}], max_new_tokens=8, temperature=0)
+print(json.dumps([out.token_ids, out.metrics.cached_tokens]))
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    ids, cached = json.loads(r.stdout)
+    assert ids == uninterrupted.token_ids
+    assert cached > 0
+
+
+def test_mismatched_sessions_are_refused(built, hf, tmp_path):
+    llm = fresh(built)
+    llm.generate("abc", max_new_tokens=3, temperature=0)
+    path = llm.save_session(tmp_path / "s.axkv")
+    other = build(hf, tmp_path / "other", BuildOptions(prefill_len=16, kv_cache_len=96, hidden_state_type="fp32",
+                                                        weight_type="bf16"))
+    with pytest.raises(axllm.SessionMismatchError, match="model fingerprint"):
+        axllm.LLM(other).load_session(path)
+    with pytest.raises(axllm.SessionMismatchError, match="chat template"):
+        axllm.LLM(built, chat_template="{{ messages[0]['content'] }}").load_session(path)
+    raw = path.read_bytes()
+    (tmp_path / "cut.axkv").write_bytes(raw[:-100])
+    with pytest.raises(axllm.ModelLoadError, match="cut.axkv"):
+        fresh(built).load_session(tmp_path / "cut.axkv")
+    (tmp_path / "junk.axkv").write_bytes(b"nope" * 10)
+    with pytest.raises(axllm.ModelLoadError, match="not an axllm session file"):
+        fresh(built).load_session(tmp_path / "junk.axkv")
+
+
+def test_axllm_kvcache_export_import(built, tmp_path):
+    llm = fresh(built)
+    n = llm.precompute_system_prompt("You are terse.")
+    d = llm.export_kvcache(tmp_path / "kvcache", "You are terse.")
+    cfg = json.loads((d / "config.json").read_text())
+    assert cfg == {"system_prompt": "You are terse.", "precompute_len": n}
+    assert (d / "k_cache_0.bin").stat().st_size == n * 2 * 16 * 4
+    other = fresh(built)
+    assert other.import_kvcache(d) == "You are terse."
+    msgs = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "hi"}]
+    a = other.chat(msgs, max_new_tokens=8, temperature=0)
+    assert a.metrics.cached_tokens == n
+    assert a.token_ids == fresh(built).chat(msgs, max_new_tokens=8, temperature=0).token_ids
+    other.reset()
+    assert other.context_usage.used == n, "the precomputed system prompt survives reset()"
+
+
+def test_overflow_policies(built):
+    llm = fresh(built)
+    long_text = "word " * 60
+    with pytest.raises(axllm.ContextOverflowError) as e:
+        llm.generate(long_text * 3, max_new_tokens=4)
+    assert e.value.needed > 160 and e.value.available == 160
+    out = llm.generate(long_text * 3, max_new_tokens=4, temperature=0, overflow="truncate_left")
+    assert out.metrics.prompt_tokens == 160 - 4 and out.finish_reason == "length"
+    msgs = [{"role": "system", "content": "sys"}]
+    for i in range(6):
+        msgs += [{"role": "user", "content": f"question {i} " + "x" * 30},
+                 {"role": "assistant", "content": "answer " + "y" * 30}]
+    msgs.append({"role": "user", "content": "last"})
+    with pytest.raises(axllm.ContextOverflowError):
+        llm.chat(msgs, max_new_tokens=4)
+    out = llm.chat(msgs, max_new_tokens=8, temperature=0, overflow="drop_oldest_turns")
+    assert out.metrics.prompt_tokens <= 160 - 8
+    with pytest.raises(ValueError, match="overflow"):
+        llm.generate("x", overflow="wrap")
+
+
+def test_context_full_finish(built):
+    llm = fresh(built)
+    out = llm.generate(list(range(1, 150)), max_new_tokens=50, temperature=0)
+    assert out.finish_reason == "context_full"
+    assert llm.context_usage == axllm.generation.ContextUsage(160, 160)
+
+
+def test_random_cancels_leave_the_model_consistent(built):
+    llm = fresh(built)
+    reference = fresh(built).generate("the reference prompt", max_new_tokens=12, temperature=0).token_ids
+    rng = random.Random(0)
+    long_prompt = list(range(3, 120))
+    finishes = []
+    for trial in range(100):
+        if trial % 2:
+            stream = llm.generate(long_prompt, max_new_tokens=30, temperature=0, stream=True)
+            timer = threading.Timer(rng.uniform(0, 0.002), llm.stop)
+            timer.start()
+            chunks = list(stream)
+            timer.join()
+            finishes.append((chunks[-1].finish_reason, sum(len(c.token_ids) for c in chunks)))
+        else:
+            stream = llm.generate(f"prompt {trial}", max_new_tokens=30, temperature=0, stream=True)
+            stop_after = rng.randint(0, 6)
+            for i, chunk in enumerate(stream):
+                if i == stop_after:
+                    llm.stop()
+            finishes.append((chunk.finish_reason, i))
+        if trial % 10 == 9:
+            assert llm.generate("the reference prompt", max_new_tokens=12, temperature=0).token_ids == reference
+    cancelled = [n for reason, n in finishes if reason == "cancelled"]
+    assert len(cancelled) >= 40, finishes
+    assert any(n == 0 for n in cancelled) and any(n > 0 for n in cancelled)
+    assert llm.generate("the reference prompt", max_new_tokens=12, temperature=0).token_ids == reference
+
+
+def test_threads_are_queued_and_never_interleave(built):
+    llm = fresh(built)
+    prompts = {(t, r): f"thread {t} request {r}" for t in range(8) for r in range(10)}
+    want = {k: llm.generate(p, max_new_tokens=6, temperature=0).token_ids for k, p in prompts.items()}
+    got, errors = {}, []
+
+    def worker(t):
+        try:
+            for r in range(10):
+                if r % 2:
+                    got[(t, r)] = llm.generate(prompts[(t, r)], max_new_tokens=6, temperature=0).token_ids
+                else:
+                    chunks = list(llm.generate(prompts[(t, r)], max_new_tokens=6, temperature=0, stream=True))
+                    got[(t, r)] = [i for c in chunks for i in c.token_ids]
+        except Exception as e:  # surfaced below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(120)
+    assert not errors
+    assert got == want
+
+
+def test_a_second_stream_on_the_same_thread_supersedes_the_first(built):
+    llm = fresh(built)
+    first = llm.generate("one", max_new_tokens=30, temperature=0, stream=True)
+    next(first)
+    second = llm.generate("two", max_new_tokens=3, temperature=0)
+    assert second.finish_reason == "length"
+    assert list(first)[-1].finish_reason == "cancelled"
+    assert llm.generate("two", max_new_tokens=3, temperature=0).token_ids == second.token_ids
