@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -52,10 +53,13 @@ def slow(tmp_path_factory):
 
 class Repl:
     """One ``python -m axllm.chat`` process on a pseudo-terminal (greedy, 6 new tokens unless
-    ``args`` say otherwise), with its input history under ``cache``."""
+    ``args`` say otherwise), its readline set up in ``tmp``, its input history under ``cache``
+    (default ``tmp/cache``)."""
 
-    def __init__(self, model: Path, cache: Path, *args: str, timeout: float = 20):
-        inputrc = cache.parent / "inputrc"
+    def __init__(self, model: Path, tmp: Path, *args: str, cache: Path | None = None,
+                 timeout: float = 20):
+        cache = cache if cache is not None else tmp / "cache"
+        inputrc = tmp / "inputrc"
         inputrc.write_text("set enable-bracketed-paste off\n")
         env = dict(os.environ, AXLLM_CACHE=str(cache), TERM="dumb", INPUTRC=str(inputrc))
         self.log = io.StringIO()
@@ -97,7 +101,7 @@ class Repl:
 
 def test_two_turns_template_and_history(fast, tmp_path):
     cache = tmp_path / "cache"
-    r = Repl(fast, cache)
+    r = Repl(fast, tmp_path)
     assert "loading [" in r.banner
     first, stats = r.reply("hello")
     assert stats.endswith("finish: length]")
@@ -109,17 +113,17 @@ def test_two_turns_template_and_history(fast, tmp_path):
     assert r.quit() == 0
     assert (cache / "chat_history").read_text().splitlines() == ["hello", "second turn", "/template"]
 
-    again = Repl(fast, cache)
+    again = Repl(fast, tmp_path)
     again.child.send("\x1b[A\x1b[A\x1b[A")
     again.child.sendline("")
-    again.child.expect_exact("hello\r\n")
     again.child.expect(STATS)
     again.child.expect_exact(PROMPT)
+    assert "<|im_start|>user\r\nhello<|im_end|>" in again.command("/template")
     assert again.quit() == 0
 
 
 def test_stats(fast, tmp_path):
-    r = Repl(fast, tmp_path / "cache")
+    r = Repl(fast, tmp_path)
     before = r.command("/stats")
     assert before.startswith("last reply: none yet\r\n")
     r.reply("hello")
@@ -128,22 +132,23 @@ def test_stats(fast, tmp_path):
     assert "prefill: " in out and "tok/s" in out
     assert "decode: " in out
     if "cached_tokens" in Metrics.__dataclass_fields__:
-        assert "prompt tokens: 0 cached, 24 prefilled" in out
+        assert "prompt tokens: 0 cached, 24 prefilled\n" in out
     else:
         assert f"cached and prefilled tokens: {NOT_SUPPORTED}" in out
     if hasattr(LLM, "context_usage"):
-        assert "context: 29/256 tokens (11%)" in out
+        used = re.search(r"^context: (\d+)/256 tokens \(\d+%\)$", out, re.M)
+        assert used and 24 < int(used.group(1)) <= 30, out
     else:
         assert f"context usage: {NOT_SUPPORTED}" in out
     assert r.quit() == 0
 
 
 def test_ctrl_c_cancels_the_reply(slow, tmp_path):
-    r = Repl(slow, tmp_path / "cache", "--max-new-tokens", "400")
+    r = Repl(slow, tmp_path, "--max-new-tokens", "400")
     r.child.sendline("tell me a long story")
     r.child.expect_exact("tell me a long story\r\n")
     r.child.read_nonblocking(1, timeout=15)
-    time.sleep(0.2)
+    time.sleep(0.1)
     r.child.sendintr()
     assert r.child.expect_exact(["[cancelled]", "[TTFT"]) == 0, "the reply ended before Ctrl-C"
     r.child.expect_exact(PROMPT)
@@ -155,7 +160,7 @@ def test_ctrl_c_cancels_the_reply(slow, tmp_path):
 
 
 def test_ctrl_c_at_the_prompt_clears_the_line(fast, tmp_path):
-    r = Repl(fast, tmp_path / "cache")
+    r = Repl(fast, tmp_path)
     r.child.send("half typed")
     time.sleep(0.2)
     r.child.sendintr()
@@ -165,12 +170,12 @@ def test_ctrl_c_at_the_prompt_clears_the_line(fast, tmp_path):
 
 
 def test_set_parameters(fast, tmp_path):
-    r = Repl(fast, tmp_path / "cache")
+    r = Repl(fast, tmp_path)
     assert r.command("/set temperature=0.8") == "[temperature = 0.8]\r\n"
     shown = r.command("/set")
     assert "temperature = 0.8\r\n" in shown and "max_new_tokens = 6\r\n" in shown
     assert r.command("/set temperature=") == "[temperature = default]\r\n"
-    assert "temperature" not in r.command("/set")
+    assert "temperature = " not in r.command("/set")
     assert r.command("/set top_k=5 temperature=default") == "[top_k = 5, temperature = default]\r\n"
     bad = r.command("/set bogus=1")
     assert bad.startswith("error: unknown parameter 'bogus'") and bad.count("\r\n") == 1
@@ -187,7 +192,7 @@ def test_set_parameters(fast, tmp_path):
 
 
 def test_multiline_input(fast, tmp_path):
-    r = Repl(fast, tmp_path / "cache")
+    r = Repl(fast, tmp_path)
     for line in ['"""', "line one", "/not a command", "  indented"]:
         r.child.sendline(line)
         r.child.expect_exact(CONTINUATION)
@@ -206,7 +211,7 @@ def test_multiline_input(fast, tmp_path):
 
 
 def test_system_prompt_and_reset(fast, tmp_path):
-    r = Repl(fast, tmp_path / "cache", "--system", "be brief")
+    r = Repl(fast, tmp_path, "--system", "be brief")
     assert r.command("/template").startswith("<|im_start|>system\r\nbe brief<|im_end|>")
     r.reply("hello")
     assert r.command("/reset") == "[conversation reset]\r\n"
@@ -227,13 +232,13 @@ def test_save_and_load_in_a_new_process(fast, tmp_path):
     if not hasattr(LLM, "save_session"):
         pytest.skip(f"LLM.save_session is {NOT_SUPPORTED}")
     path = tmp_path / "chat.axkv"
-    r = Repl(fast, tmp_path / "cache", "--system", "be brief")
+    r = Repl(fast, tmp_path, "--system", "be brief")
     first, _ = r.reply("hello")
     context = [line for line in r.command("/stats").splitlines() if line.startswith("context")]
     assert r.command(f"/save {path}") == f"[saved 3 messages and the KV cache to {path}]\r\n"
     assert r.quit() == 0
 
-    r = Repl(fast, tmp_path / "cache")
+    r = Repl(fast, tmp_path)
     missing = r.command(f"/load {tmp_path / 'missing'}")
     assert missing.startswith("error: ") and missing.count("\r\n") == 1
     assert r.command(f"/load {path}") == f"[loaded 3 messages from {path}]\r\n"
@@ -249,9 +254,13 @@ def test_save_and_load_in_a_new_process(fast, tmp_path):
 def test_unknown_command_and_unwritable_history(fast, tmp_path):
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("")
-    r = Repl(fast, blocker / "cache")
-    assert r.command("/frobnicate now") == ("error: unknown command /frobnicate (/help lists the "
-                                           "commands; // starts a message with a slash)\r\n")
+    r = Repl(fast, tmp_path, cache=blocker / "cache")
+    out = r.command("/frobnicate now")
+    assert out.startswith("warning: input history not saved (")
+    assert out.splitlines()[1:] == ["error: unknown command /frobnicate (/help lists the commands; "
+                                    "// starts a message with a slash)"]
+    assert r.command("/frobnicate") == ("error: unknown command /frobnicate (/help lists the "
+                                        "commands; // starts a message with a slash)\r\n")
     help_text = r.command("/help")
     for name in ("/system", "/reset", "/set", "/stats", "/save", "/load", "/template", "/help",
                  "/exit", "/quit"):
@@ -267,7 +276,7 @@ def test_unknown_command_and_unwritable_history(fast, tmp_path):
 
 
 def test_ctrl_d_exits_0_and_slash_escape(fast, tmp_path):
-    r = Repl(fast, tmp_path / "cache")
+    r = Repl(fast, tmp_path)
     r.reply("//etc/hosts")
     assert "<|im_start|>user\r\n/etc/hosts<|im_end|>" in r.command("/template")
     assert r.quit() == 0

@@ -247,3 +247,15 @@ def test_a_second_stream_on_the_same_thread_supersedes_the_first(built):
     assert second.finish_reason == "length"
     assert list(first)[-1].finish_reason == "cancelled"
     assert llm.generate("two", max_new_tokens=3, temperature=0).token_ids == second.token_ids
+
+
+def test_snapshot_restore(built):
+    llm = fresh(built)
+    a = llm.generate("first conversation", max_new_tokens=8, temperature=0)
+    snap = llm.snapshot()
+    assert snap.tokens == llm.cached_tokens and snap.nbytes > 0
+    llm.generate("something else entirely", max_new_tokens=8, temperature=0)
+    llm.restore(snap)
+    again = llm.generate("first conversation", max_new_tokens=8, temperature=0)
+    assert again.token_ids == a.token_ids
+    assert again.metrics.cached_tokens == a.metrics.prompt_tokens - 1

@@ -233,19 +233,24 @@ class Feed:
                 raise item.error
             return item
 
-    def cancel(self, stop: Callable[[], None]) -> None:
+    def cancel(self, stop: Callable[[], None]) -> Optional[Any]:
         """Call ``stop`` (which must end the generation) and drain what is left; further
-        Ctrl-Cs while draining call ``stop`` again."""
+        Ctrl-Cs while draining call ``stop`` again. Returns the last chunk drained, if any."""
         stop()
+        last = None
         while True:
             try:
-                if self.next() is None:
-                    break
+                chunk = self.next()
             except KeyboardInterrupt:
                 stop()
+                continue
             except Exception:
                 break
+            if chunk is None:
+                break
+            last = chunk
         self._thread.join(timeout=1.0)
+        return last
 
 
 class Repl:
@@ -271,6 +276,7 @@ class Repl:
         self.err = err
         self.history = history
         self.last: Any = None
+        """The final chunk (finish reason and metrics) of the last reply, completed or cancelled."""
         self.commands: dict[str, tuple[Callable[[str], Optional[bool]], str, str]] = {
             "/system": (self.cmd_system, "TEXT", "set the system prompt, start a new conversation"),
             "/reset": (self.cmd_reset, "", "start a new conversation"),
@@ -366,7 +372,8 @@ class Repl:
         return {"max_new_tokens": self.max_new_tokens, **self.sampling}
 
     def turn(self, content: str) -> None:
-        """Streams the reply to ``content``; the turn joins ``messages`` only if it completes."""
+        """Streams the reply to ``content``; the turn joins ``messages`` only if it completes.
+        Ctrl-C stops the model and drops the turn; ``last`` keeps the final chunk either way."""
         messages = [*self.messages, {"role": "user", "content": content}]
         stream = self.llm.chat(messages, stream=True, **self.generation_kwargs())
         feed = Feed(stream)
@@ -382,16 +389,18 @@ class Repl:
                 parts.append(chunk.text)
                 last = chunk
         except KeyboardInterrupt:
-            feed.cancel(self.llm.stop)
+            last = feed.cancel(self.llm.stop) or last
+        except Exception:
+            if parts:
+                self.out.write("\n")
+            raise
+        if last is not None and last.metrics is not None:
+            self.last = last
+        if last is None or last.finish_reason == "cancelled" or last.metrics is None:
             self.out.write("\n")
             self.out.flush()
             self.note("cancelled")
             return
-        if last is None or last.finish_reason == "cancelled":
-            self.out.write("\n")
-            self.note("cancelled")
-            return
-        self.last = last.metrics
         self.messages = [*messages, {"role": "assistant", "content": "".join(parts)}]
         self.out.write("\n" + self.turn_summary(last) + "\n")
         self.out.flush()
@@ -461,12 +470,13 @@ class Repl:
         self.out.write("\n".join(lines) + "\n")
 
     def cmd_stats(self, arg: str) -> None:
-        m = self.last
         lines = []
-        if m is None:
+        if self.last is None:
             lines.append("last reply: none yet")
         else:
-            lines.append(f"last reply: TTFT {m.ttft_ms:.1f} ms, {m.generated_tokens} tokens")
+            m = self.last.metrics
+            lines.append(f"last reply: TTFT {m.ttft_ms:.1f} ms, {m.generated_tokens} tokens, "
+                         f"finish: {self.last.finish_reason}")
             lines.append(f"prefill: {m.prompt_tokens} prompt tokens in {m.prefill_ms:.1f} ms, "
                          f"{m.prefill_tokens_per_s:.1f} tok/s")
             lines.append(f"decode: {m.decode_ms:.1f} ms, {m.decode_tokens_per_s:.1f} tok/s")

@@ -33,6 +33,19 @@ _HF_KEYS = ("temperature", "top_k", "top_p", "min_p", "repetition_penalty", "pre
 OVERFLOW_POLICIES = ("error", "truncate_left", "drop_oldest_turns")
 
 
+@dataclass(frozen=True)
+class KvSnapshot:
+    """The KV cache of one model at one moment: token ids and raw K/V rows per layer."""
+
+    tokens: list[int]
+    k: list[bytes]
+    v: list[bytes]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(map(len, self.k)) + sum(map(len, self.v))
+
+
 @dataclass
 class _Lease:
     """The right to run generations on the model, held by one stream from its first step to its
@@ -220,6 +233,18 @@ class LLM:
         self._core.extend(ids)
         self._core.pin_prefix(len(ids))
         return len(ids)
+
+    def snapshot(self) -> "KvSnapshot":
+        """An in-memory copy of the KV cache (token ids and rows), for restore()."""
+        core = self._core
+        tokens = list(core.kv_tokens)
+        n_layers = self.geometry["n_layers"]
+        return KvSnapshot(tokens, [core.read_kv(i, False, len(tokens)) for i in range(n_layers)],
+                          [core.read_kv(i, True, len(tokens)) for i in range(n_layers)])
+
+    def restore(self, snapshot: "KvSnapshot") -> None:
+        """Puts a snapshot of this model's cache back (the next call reuses its prefix)."""
+        self._core.load_kv(snapshot.tokens, snapshot.k, snapshot.v)
 
     def save_session(self, path: Union[str, os.PathLike], extra: Optional[dict] = None) -> Path:
         """Save the KV cache and its token ids (plus ``extra``, any JSON data) to ``path``."""
