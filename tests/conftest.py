@@ -52,3 +52,25 @@ def qwen_hf(real_gguf):
     path = real_gguf(QWEN)
     return transformers.AutoModelForCausalLM.from_pretrained(
         str(path.parent), gguf_file=path.name, dtype=torch.float32, attn_implementation="eager").eval()
+
+
+@pytest.fixture(scope="session")
+def cpp_build(tmp_path_factory):
+    """The core built without Python, with the C++ unit tests and the vendor-library stand-ins
+    (build/standin, build/standin_partial), once per session."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    cmake = shutil.which("cmake")
+    if not cmake or not shutil.which("ctest"):
+        require_or_skip("cmake/ctest not on PATH")
+    root = Path(__file__).resolve().parents[1]
+    build = Path(os.environ.get("AXLLM_CTEST_BUILD_DIR") or tmp_path_factory.mktemp("ctest"))
+    werror = "ON" if os.environ.get("CI") else "OFF"
+    subprocess.run([cmake, "-S", str(root), "-B", str(build), "-DAXLLM_BUILD_TESTS=ON",
+                    "-DAXLLM_BUILD_STANDIN=ON", "-DAXLLM_BUILD_PYTHON=OFF", f"-DAXLLM_WERROR={werror}"],
+                   check=True, capture_output=True)
+    r = subprocess.run([cmake, "--build", str(build), "-j2"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    return build

@@ -9,46 +9,59 @@ import re
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-if sys.platform == "win32":
-    pytest.skip("the REPL tests need a POSIX pseudo-terminal", allow_module_level=True)
-pexpect = pytest.importorskip("pexpect", reason="pexpect drives the REPL through a pseudo-terminal")
-pytest.importorskip("transformers")
+from axllm import chat
+from axllm.chat import NOT_SUPPORTED
+from axllm.generation import Metrics
+from axllm.llm import LLM
 
-from helpers.tiny_models import TinyConfig, make_model, save_model  # noqa: E402
-from helpers.tiny_tokenizer import write_tiny_tokenizer  # noqa: E402
-
-from axllm.build import BuildOptions, build  # noqa: E402
-from axllm.chat import NOT_SUPPORTED  # noqa: E402
-from axllm.generation import Metrics  # noqa: E402
-from axllm.llm import LLM  # noqa: E402
+try:
+    import pexpect
+except ImportError:
+    pexpect = None
 
 PROMPT = ">>> "
 CONTINUATION = "... "
 STATS = r"\[TTFT \d+ ms, prefill \d+ tok/s, decode [\d.]+ tok/s, \d+ tokens[^\]\r\n]*\]"
 
 
+def tiny_chat_model(root: Path, cfg_args: dict, options: dict) -> Path:
+    """A random Qwen2 with the byte-level test tokenizer, built for the CPU engine; skips the
+    test when there is no pseudo-terminal to drive the REPL through, or no transformers."""
+    if sys.platform == "win32":
+        pytest.skip("the REPL tests need a POSIX pseudo-terminal")
+    if pexpect is None:
+        pytest.skip("pexpect is not installed (it drives the REPL through a pseudo-terminal)")
+    pytest.importorskip("transformers")
+    from helpers.tiny_models import TinyConfig, make_model, save_model
+    from helpers.tiny_tokenizer import write_tiny_tokenizer
+
+    from axllm.build import BuildOptions, build
+
+    hf = save_model(make_model(TinyConfig("qwen2", vocab_size=300, **cfg_args)), root / "hf")
+    write_tiny_tokenizer(hf)
+    return build(hf, root / "b", BuildOptions(**options))
+
+
 @pytest.fixture(scope="module")
 def fast(tmp_path_factory):
     """A tiny Qwen2 that answers in milliseconds."""
-    root = tmp_path_factory.mktemp("fast")
-    hf = save_model(make_model(TinyConfig("qwen2", vocab_size=300, seed=3)), root / "hf")
-    write_tiny_tokenizer(hf)
-    return build(hf, root / "b", BuildOptions(prefill_len=32, kv_cache_len=256, hidden_state_type="fp32"))
+    return tiny_chat_model(tmp_path_factory.mktemp("fast"), {"seed": 3},
+                           {"prefill_len": 32, "kv_cache_len": 256, "hidden_state_type": "fp32"})
 
 
 @pytest.fixture(scope="module")
 def slow(tmp_path_factory):
     """A Qwen2 slow enough (hidden 512, 6 layers) that a 400-token reply streams for seconds; its
     greedy reply to "tell me a long story" does not end before 400 tokens."""
-    root = tmp_path_factory.mktemp("slow")
-    cfg = TinyConfig("qwen2", hidden_size=512, num_heads=8, num_kv_heads=2, head_dim=64,
-                     intermediate_size=2048, num_layers=6, vocab_size=300, seed=5)
-    hf = save_model(make_model(cfg), root / "hf")
-    write_tiny_tokenizer(hf)
-    return build(hf, root / "b", BuildOptions(prefill_len=32, kv_cache_len=512))
+    return tiny_chat_model(
+        tmp_path_factory.mktemp("slow"),
+        {"hidden_size": 512, "num_heads": 8, "num_kv_heads": 2, "head_dim": 64,
+         "intermediate_size": 2048, "num_layers": 6, "seed": 5},
+        {"prefill_len": 32, "kv_cache_len": 512})
 
 
 class Repl:
@@ -66,7 +79,8 @@ class Repl:
         self.child = pexpect.spawn(
             sys.executable, ["-m", "axllm.chat", str(model), "--temperature", "0",
                              "--max-new-tokens", "6", *args],
-            env=env, encoding="utf-8", codec_errors="replace", timeout=timeout, dimensions=(50, 250))
+            env=env, encoding="utf-8", codec_errors="replace", timeout=timeout,
+            dimensions=(50, 250))
         self.child.logfile_read = self.log
         self.child.expect_exact(PROMPT)
         self.banner = self.child.before
@@ -99,6 +113,10 @@ class Repl:
         return self.child.exitstatus
 
 
+def context_line(stats: str) -> list[str]:
+    return [line for line in stats.splitlines() if line.startswith("context")]
+
+
 def test_two_turns_template_and_history(fast, tmp_path):
     cache = tmp_path / "cache"
     r = Repl(fast, tmp_path)
@@ -111,7 +129,9 @@ def test_two_turns_template_and_history(fast, tmp_path):
             "<|im_start|>user\r\nsecond turn<|im_end|>\r\n<|im_start|>assistant\r\n") in template
     assert template.endswith("<|im_start|>assistant\r\n")
     assert r.quit() == 0
-    assert (cache / "chat_history").read_text().splitlines() == ["hello", "second turn", "/template"]
+    history = cache / "chat_history"
+    assert history.read_text().splitlines() == ["hello", "second turn", "/template"]
+    assert history.stat().st_mode & 0o777 == 0o600
 
     again = Repl(fast, tmp_path)
     again.child.send("\x1b[A\x1b[A\x1b[A")
@@ -128,7 +148,7 @@ def test_stats(fast, tmp_path):
     assert before.startswith("last reply: none yet\r\n")
     r.reply("hello")
     out = r.command("/stats").replace("\r\n", "\n")
-    assert "last reply: TTFT" in out and "6 tokens" in out
+    assert "last reply: TTFT" in out and "6 tokens, finish: length\n" in out
     assert "prefill: " in out and "tok/s" in out
     assert "decode: " in out
     if "cached_tokens" in Metrics.__dataclass_fields__:
@@ -136,7 +156,7 @@ def test_stats(fast, tmp_path):
     else:
         assert f"cached and prefilled tokens: {NOT_SUPPORTED}" in out
     if hasattr(LLM, "context_usage"):
-        used = re.search(r"^context: (\d+)/256 tokens \(\d+%\)$", out, re.M)
+        used = re.search(r"^context: (\d+)/256 tokens \(\d+%\)$", out, re.MULTILINE)
         assert used and 24 < int(used.group(1)) <= 30, out
     else:
         assert f"context usage: {NOT_SUPPORTED}" in out
@@ -153,6 +173,8 @@ def test_ctrl_c_cancels_the_reply(slow, tmp_path):
     assert r.child.expect_exact(["[cancelled]", "[TTFT"]) == 0, "the reply ended before Ctrl-C"
     r.child.expect_exact(PROMPT)
     assert "tell me a long story" not in r.command("/template")
+    stats = r.command("/stats")
+    assert "finish: cancelled" in stats and "400 tokens" not in stats
     assert r.command("/set max_new_tokens=3") == "[max_new_tokens = 3]\r\n"
     _, stats = r.reply("hi")
     assert "3 tokens" in stats
@@ -234,7 +256,7 @@ def test_save_and_load_in_a_new_process(fast, tmp_path):
     path = tmp_path / "chat.axkv"
     r = Repl(fast, tmp_path, "--system", "be brief")
     first, _ = r.reply("hello")
-    context = [line for line in r.command("/stats").splitlines() if line.startswith("context")]
+    context = context_line(r.command("/stats"))
     assert r.command(f"/save {path}") == f"[saved 3 messages and the KV cache to {path}]\r\n"
     assert r.quit() == 0
 
@@ -242,9 +264,10 @@ def test_save_and_load_in_a_new_process(fast, tmp_path):
     missing = r.command(f"/load {tmp_path / 'missing'}")
     assert missing.startswith("error: ") and missing.count("\r\n") == 1
     assert r.command(f"/load {path}") == f"[loaded 3 messages from {path}]\r\n"
-    assert [line for line in r.command("/stats").splitlines() if line.startswith("context")] == context
+    assert context_line(r.command("/stats")) == context
     template = r.command("/template")
-    assert template.startswith("<|im_start|>system\r\nbe brief<|im_end|>\r\n<|im_start|>user\r\nhello")
+    assert template.startswith(
+        "<|im_start|>system\r\nbe brief<|im_end|>\r\n<|im_start|>user\r\nhello<|im_end|>")
     assert f"<|im_start|>assistant\r\n{first}<|im_end|>" in template
     r.reply("and then?")
     assert "and then?" in r.command("/template")
@@ -257,10 +280,10 @@ def test_unknown_command_and_unwritable_history(fast, tmp_path):
     r = Repl(fast, tmp_path, cache=blocker / "cache")
     out = r.command("/frobnicate now")
     assert out.startswith("warning: input history not saved (")
-    assert out.splitlines()[1:] == ["error: unknown command /frobnicate (/help lists the commands; "
-                                    "// starts a message with a slash)"]
-    assert r.command("/frobnicate") == ("error: unknown command /frobnicate (/help lists the "
-                                        "commands; // starts a message with a slash)\r\n")
+    unknown = ("error: unknown command /frobnicate (/help lists the commands; // starts a "
+               "message with a slash)")
+    assert out.splitlines()[1:] == [unknown]
+    assert r.command("/frobnicate") == unknown + "\r\n"
     help_text = r.command("/help")
     for name in ("/system", "/reset", "/set", "/stats", "/save", "/load", "/template", "/help",
                  "/exit", "/quit"):
@@ -280,3 +303,31 @@ def test_ctrl_d_exits_0_and_slash_escape(fast, tmp_path):
     r.reply("//etc/hosts")
     assert "<|im_start|>user\r\n/etc/hosts<|im_end|>" in r.command("/template")
     assert r.quit() == 0
+
+
+class OldBuildLLM:
+    """An LLM without session files, context usage or cached-token counts: it replies "ok"."""
+
+    @property
+    def default_sampling(self):
+        return {"mode": "hf", "temperature": 0.0}
+
+    def chat(self, messages, stream, **kwargs):
+        metrics = SimpleNamespace(ttft_ms=1.0, prefill_tokens_per_s=10.0, decode_tokens_per_s=5.0,
+                                  generated_tokens=1, prompt_tokens=3, prefill_ms=1.0, decode_ms=0.0)
+        yield SimpleNamespace(text="ok", token_ids=[1], finish_reason="stop", metrics=metrics)
+
+    def reset(self):
+        pass
+
+
+def test_missing_features_print_not_supported(tmp_path):
+    out, err = io.StringIO(), io.StringIO()
+    repl = chat.Repl(OldBuildLLM(), out=out, err=err)
+    for line in ("hello", "/stats", f"/save {tmp_path / 's'}", f"/load {tmp_path / 's'}"):
+        assert repl.handle(line, block=False)
+    assert out.getvalue().startswith("ok\n[TTFT 1 ms, prefill 10 tok/s, decode 5.0 tok/s, 1 tokens]\n")
+    assert f"cached and prefilled tokens: {NOT_SUPPORTED}\n" in out.getvalue()
+    assert f"context usage: {NOT_SUPPORTED}\n" in out.getvalue()
+    assert err.getvalue() == (f"error: /save is {NOT_SUPPORTED} (no LLM.save_session)\n"
+                              f"error: /load is {NOT_SUPPORTED} (no LLM.load_session)\n")

@@ -52,9 +52,9 @@ def test_empty_and_foreign_files(tmp_path):
     (tmp_path / "empty.cpumodel").write_bytes(b"")
     with pytest.raises(axllm.ModelLoadError, match="empty.cpumodel.*empty"):
         axllm.InferenceSession(tmp_path / "empty.cpumodel")
-    (tmp_path / "x.axmodel").write_bytes(b"\x7fELF" + bytes(100))
-    with pytest.raises(axllm.ModelLoadError, match="x.axmodel.*bad magic"):
-        axllm.InferenceSession(tmp_path / "x.axmodel")
+    (tmp_path / "x.cpumodel").write_bytes(b"\x7fELF" + bytes(100))
+    with pytest.raises(axllm.ModelLoadError, match="x.cpumodel.*bad magic"):
+        axllm.InferenceSession(tmp_path / "x.cpumodel")
 
 
 def test_directory_is_not_a_model(tmp_path):
@@ -228,6 +228,8 @@ def test_native_session_checks_groups_too(built):
 
 def test_backend_that_does_not_exist(built):
     with pytest.raises(ValueError, match="no usable provider"):
+        axllm.InferenceSession(built / LAYER0, providers=["TensorrtExecutionProvider"])
+    with pytest.raises(axllm.ModelLoadError, match="runs on the cpu backend, not on ax"):
         axllm.InferenceSession(built / LAYER0, providers=["AxEngineExecutionProvider"])
 
 

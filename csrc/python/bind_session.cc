@@ -4,6 +4,7 @@
 
 #include <optional>
 
+#include "axllm/backends.h"
 #include "axllm/errors.h"
 #include "axllm/session.h"
 #include "bindings.h"
@@ -62,14 +63,12 @@ py::list spec_list(const std::vector<TensorSpec>& specs) {
 void register_session(py::module_& m) {
   py::class_<Session>(m, "Session", "One engine model with a buffer per tensor per shape group.")
       .def(py::init([](const std::string& path, const std::string& backend) {
-             if (backend != "cpu") {
-               throw std::invalid_argument("backend '" + backend +
-                                           "' is not available (available: cpu)");
-             }
              py::gil_scoped_release release;
-             return std::make_unique<Session>(cpu_backend(), path);
+             ModelFiles files;
+             files.layers.push_back(path);
+             return std::make_unique<Session>(select_backend(backend, files), path);
            }),
-           py::arg("path"), py::arg("backend") = "cpu")
+           py::arg("path"), py::arg("backend") = "auto")
       .def_property_readonly("num_groups", &Session::num_groups)
       .def_property_readonly("path", &Session::path)
       .def(

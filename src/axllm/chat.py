@@ -25,8 +25,8 @@ Commands:
   /exit, /quit       quit (so does Ctrl-D)
 A message that starts with a slash is sent by doubling it: "//etc/hosts" sends "/etc/hosts".
 
-Errors print one line (``error: ...``). The exit status is 1 when the model cannot be loaded and 0
-otherwise (130 when loading is interrupted).
+Errors print one line (``error: ...``), never a traceback. The exit status is 0, or 1 when the model
+cannot be loaded (2 for a bad command line, 130 when loading is interrupted).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, TextIO
 
-from axllm.errors import AxllmError
+from axllm.errors import AxllmError, ContextOverflowError
 
 PROMPT = ">>> "
 CONTINUATION = "... "
@@ -66,7 +66,8 @@ class Param:
             value = self.kind(text.strip())
         except ValueError:
             value = None
-        if value is None or (self.kind is float and not math.isfinite(value)) or not self.check(value):
+        finite = value is not None and (self.kind is not float or math.isfinite(value))
+        if not finite or not self.check(value):
             raise ValueError(f"{name} must be {self.rule}, got {text.strip()!r}")
         return value
 
@@ -145,7 +146,8 @@ def history_path() -> Path:
 
 
 class History:
-    """readline's input history, persisted in ``path`` (the last ``HISTORY_LENGTH`` entries).
+    """readline's input history, persisted in ``path`` (the last ``HISTORY_LENGTH`` entries; a
+    new file is made readable by its owner only).
 
     Does nothing when readline cannot be imported. Never raises: a history file that cannot be
     read or written prints one warning on ``err`` and is then left alone.
@@ -179,7 +181,9 @@ class History:
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            if self.path.is_file() and hasattr(rl, "append_history_file"):
+            if not self.path.exists():
+                self.path.touch(mode=0o600)
+            if hasattr(rl, "append_history_file"):
                 rl.append_history_file(new, str(self.path))
             else:
                 rl.write_history_file(str(self.path))
@@ -258,7 +262,8 @@ class Repl:
 
     ``messages`` holds the system prompt (if any) and the completed turns; a reply that is
     cancelled or fails leaves it unchanged. ``sampling`` holds the sampling keys the user set (the
-    model's defaults apply when it is empty); ``max_new_tokens`` bounds every reply.
+    model's defaults apply when it is empty); ``max_new_tokens`` bounds every reply. ``last`` is
+    the final chunk (finish reason and metrics) of the last reply, completed or cancelled.
     """
 
     def __init__(self, llm: Any, *, system: Optional[str] = None,
@@ -276,7 +281,6 @@ class Repl:
         self.err = err
         self.history = history
         self.last: Any = None
-        """The final chunk (finish reason and metrics) of the last reply, completed or cancelled."""
         self.commands: dict[str, tuple[Callable[[str], Optional[bool]], str, str]] = {
             "/system": (self.cmd_system, "TEXT", "set the system prompt, start a new conversation"),
             "/reset": (self.cmd_reset, "", "start a new conversation"),
@@ -314,14 +318,8 @@ class Repl:
                     return 0
                 continue
             self.save_history()
-            try:
-                if not self.handle(text, block):
-                    return 0
-            except KeyboardInterrupt:
-                self.out.write("\n")
-                self.note("interrupted")
-            except Exception as e:
-                self.error(one_line(e))
+            if not self.handle(text, block):
+                return 0
 
     def save_history(self) -> None:
         if self.history is not None:
@@ -347,7 +345,20 @@ class Repl:
         return "\n".join(lines), False
 
     def handle(self, text: str, block: bool) -> bool:
-        """Runs a command or sends a message; returns False to quit."""
+        """Runs a command or sends a message (``block``: always a message); returns False to
+        quit. Errors print one line; Ctrl-C outside a reply prints ``[interrupted]``."""
+        try:
+            return self.dispatch(text, block)
+        except KeyboardInterrupt:
+            self.out.write("\n")
+            self.note("interrupted")
+        except ContextOverflowError as e:
+            self.error(f"{one_line(e)} (/reset starts a new conversation)")
+        except Exception as e:
+            self.error(one_line(e))
+        return True
+
+    def dispatch(self, text: str, block: bool) -> bool:
         if not text.strip():
             return True
         if block:
@@ -379,6 +390,7 @@ class Repl:
         feed = Feed(stream)
         parts: list[str] = []
         last = None
+        interrupted = False
         try:
             while True:
                 chunk = feed.next()
@@ -389,6 +401,7 @@ class Repl:
                 parts.append(chunk.text)
                 last = chunk
         except KeyboardInterrupt:
+            interrupted = True
             last = feed.cancel(self.llm.stop) or last
         except Exception:
             if parts:
@@ -396,7 +409,7 @@ class Repl:
             raise
         if last is not None and last.metrics is not None:
             self.last = last
-        if last is None or last.finish_reason == "cancelled" or last.metrics is None:
+        if interrupted or last is None or last.finish_reason == "cancelled" or last.metrics is None:
             self.out.write("\n")
             self.out.flush()
             self.note("cancelled")
@@ -423,7 +436,7 @@ class Repl:
     def cmd_system(self, arg: str) -> None:
         self.system = arg or None
         self.restart()
-        self.note("system prompt set; new conversation" if arg else "no system prompt; new conversation")
+        self.note(f"{'system prompt set' if arg else 'no system prompt'}; new conversation")
 
     def cmd_reset(self, arg: str) -> None:
         self.restart()
@@ -546,8 +559,8 @@ class Repl:
             f"  parameters: {', '.join(PARAMS)}; KEY= or KEY=default restores a default",
             '  a line ending in \\ continues; """ on a line of its own starts and ends a block',
             "  // at the start sends a message that begins with a slash",
-            "  Ctrl-C cancels a reply (the message and its partial reply are dropped from the "
-            "conversation) or clears the line; Ctrl-D quits",
+            ("  Ctrl-C cancels a reply (the message and its partial reply are dropped from the "
+             "conversation) or clears the line; Ctrl-D quits"),
         ]
         self.out.write("\n".join(lines) + "\n")
 

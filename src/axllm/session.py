@@ -124,14 +124,15 @@ class InferenceSession:
 
 
 def _select_backend(path: str, providers: str | Sequence[str] | None) -> str:
+    """pyaxengine provider names map to axllm backends; None picks by the file (auto)."""
     if providers is None:
-        return "cpu"
+        return "auto"
     names = [providers] if isinstance(providers, str) else [
         p[0] if isinstance(p, tuple) else p for p in providers
     ]
+    known = {"cpu": "cpu", "CPUExecutionProvider": "cpu", "AxllmCpuProvider": "cpu",
+             "ax": "ax", "AxEngineExecutionProvider": "ax"}
     for name in names:
-        if name in ("cpu", "CPUExecutionProvider", "AxllmCpuProvider"):
-            return "cpu"
-    raise ValueError(
-        f"no usable provider in {names!r} for {path}: this build has the 'cpu' engine only"
-    )
+        if name in known:
+            return known[name]
+    raise ValueError(f"no usable provider in {names!r} for {path} (known: {', '.join(known)})")

@@ -1,0 +1,287 @@
+#include "ax/ax_backend.h"
+
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "ax/ax_library.h"
+#include "axllm/errors.h"
+#include "axllm/log.h"
+
+namespace axllm::detail {
+namespace {
+
+// Every live CMM block, so that exit and SIGTERM can free what a crashed or killed process
+// would otherwise leak until the board reboots.
+class CmmRegistry {
+ public:
+  static CmmRegistry& get() {
+    static CmmRegistry* r = new CmmRegistry();  // never destroyed: used from atexit and signals
+    return *r;
+  }
+  void add(AX_U64 phy, void* vir) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    live_[phy] = vir;
+    install_handlers_once();
+  }
+  // Frees `phy` unless exit or a signal already did. Returns false when already freed.
+  bool free(AX_U64 phy) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const auto it = live_.find(phy);
+    if (it == live_.end()) return false;
+    ax_api().mem_free(it->first, it->second);
+    live_.erase(it);
+    return true;
+  }
+  // Frees every live block (exit, SIGTERM). try_lock: a signal may interrupt a locked section.
+  void free_all() {
+    const bool locked = mutex_.try_lock();
+    for (const auto& [phy, vir] : live_) ax_api().mem_free(phy, vir);
+    live_.clear();
+    if (locked) mutex_.unlock();
+  }
+
+ private:
+  void install_handlers_once() {
+    if (installed_) return;
+    installed_ = true;
+    std::atexit([] { CmmRegistry::get().free_all(); });
+    struct sigaction current {};
+    if (::sigaction(SIGTERM, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
+      struct sigaction sa {};
+      sa.sa_handler = [](int sig) {
+        CmmRegistry::get().free_all();
+        std::signal(sig, SIG_DFL);
+        std::raise(sig);
+      };
+      sigemptyset(&sa.sa_mask);
+      ::sigaction(SIGTERM, &sa, nullptr);
+    }
+  }
+  std::mutex mutex_;
+  std::map<AX_U64, void*> live_;
+  bool installed_ = false;
+};
+
+class AxBuffer final : public Buffer {
+ public:
+  explicit AxBuffer(size_t bytes) : size_(bytes) {
+    const AxApi& api = ax_api();
+    static const AX_S8 kToken[] = "axllm";
+    void* vir = nullptr;
+    ax_check(api.mem_alloc_cached(&phy_, &vir, static_cast<AX_U32>(std::max<size_t>(bytes, 1)), 128, kToken),
+             "AX_SYS_MemAllocCached", "allocating " + std::to_string(bytes) + " bytes of CMM");
+    vir_ = static_cast<uint8_t*>(vir);
+    std::memset(vir_, 0, bytes);
+    CmmRegistry::get().add(phy_, vir_);
+  }
+  ~AxBuffer() override { CmmRegistry::get().free(phy_); }
+  AxBuffer(const AxBuffer&) = delete;
+  AxBuffer& operator=(const AxBuffer&) = delete;
+
+  size_t size() const override { return size_; }
+  void write(size_t offset, const void* src, size_t n) override {
+    check(offset, n);
+    std::memcpy(vir_ + offset, src, n);
+  }
+  void read(size_t offset, void* dst, size_t n) const override {
+    check(offset, n);
+    std::memcpy(dst, vir_ + offset, n);
+  }
+  void copy_from(const Buffer& src, size_t src_offset, size_t dst_offset, size_t n) override {
+    check(dst_offset, n);
+    src.read(src_offset, vir_ + dst_offset, n);
+  }
+  void fill(size_t offset, unsigned char value, size_t n) override {
+    check(offset, n);
+    std::memset(vir_ + offset, value, n);
+  }
+  AX_U64 phy() const { return phy_; }
+  uint8_t* vir() const { return vir_; }
+
+ private:
+  void check(size_t offset, size_t n) const {
+    if (offset > size_ || n > size_ - offset) {
+      throw std::out_of_range("CMM buffer access [" + std::to_string(offset) + ", " +
+                              std::to_string(offset + n) + ") past its " + std::to_string(size_) + " bytes");
+    }
+  }
+  AX_U64 phy_ = 0;
+  uint8_t* vir_ = nullptr;
+  size_t size_;
+};
+
+DType from_ax(AX_ENGINE_DATA_TYPE_T t, const std::string& where) {
+  switch (t) {
+    case AX_ENGINE_DT_BFLOAT16: return DType::kBF16;
+    case AX_ENGINE_DT_FLOAT32: return DType::kFP32;
+    case AX_ENGINE_DT_UINT32: return DType::kUInt32;
+    case AX_ENGINE_DT_SINT32: return DType::kInt32;
+    case AX_ENGINE_DT_UINT8: return DType::kUInt8;
+    case AX_ENGINE_DT_SINT8: return DType::kInt8;
+    case AX_ENGINE_DT_UINT16: return DType::kBF16;  // older SDKs report bf16 tensors as uint16
+    default:
+      throw ModelLoadError(where + ": tensor data type " + std::to_string(static_cast<int>(t)) +
+                           " is not supported (bf16 needs AX650 SDK >= 2.18 / AX620E SDK >= 3.12)");
+  }
+}
+
+struct Bound {
+  std::shared_ptr<Buffer> buffer;
+  size_t offset = 0;
+};
+
+class AxModel final : public Model {
+ public:
+  explicit AxModel(const std::string& path) : path_(path) {
+    const AxApi& api = ax_api();
+    std::ifstream f(path, std::ios::binary);
+    if (!f) throw ModelLoadError(path + ": cannot open");
+    const std::vector<char> data((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    if (data.empty()) throw ModelLoadError(path + ": file is empty");
+    ax_check(api.create_handle(&handle_, data.data(), static_cast<AX_U32>(data.size())),
+             "AX_ENGINE_CreateHandle", path);
+    try {
+      ax_check(api.create_context_v2(handle_, &context_), "AX_ENGINE_CreateContextV2", path);
+      AX_U32 count = 0;
+      ax_check(api.group_io_info_count(handle_, &count), "AX_ENGINE_GetGroupIOInfoCount", path);
+      for (AX_U32 g = 0; g < count; ++g) {
+        AX_ENGINE_IO_INFO_T* info = nullptr;
+        ax_check(api.group_io_info(handle_, g, &info), "AX_ENGINE_GetGroupIOInfo", path);
+        GroupSpec spec;
+        for (AX_U32 i = 0; i < info->nInputSize; ++i) spec.inputs.push_back(describe(info->pInputs[i], g));
+        for (AX_U32 i = 0; i < info->nOutputSize; ++i) spec.outputs.push_back(describe(info->pOutputs[i], g));
+        groups_.push_back(std::move(spec));
+      }
+    } catch (...) {
+      api.destroy_handle(handle_);
+      throw;
+    }
+    inputs_.resize(groups_.size());
+    outputs_.resize(groups_.size());
+    io_buffers_in_.resize(groups_.size());
+    io_buffers_out_.resize(groups_.size());
+    for (size_t g = 0; g < groups_.size(); ++g) {
+      inputs_[g].resize(groups_[g].inputs.size());
+      outputs_[g].resize(groups_[g].outputs.size());
+      io_buffers_in_[g].resize(groups_[g].inputs.size());
+      io_buffers_out_[g].resize(groups_[g].outputs.size());
+    }
+  }
+  ~AxModel() override { ax_api().destroy_handle(handle_); }
+
+  const std::string& path() const override { return path_; }
+  const std::vector<GroupSpec>& groups() const override { return groups_; }
+
+  void bind(int group, std::string_view tensor, std::shared_ptr<Buffer> buffer, size_t offset) override {
+    check_group(group);
+    if (!dynamic_cast<AxBuffer*>(buffer.get())) {
+      throw std::invalid_argument(path_ + ": tensor '" + std::string(tensor) + "': buffer was not made by the ax backend");
+    }
+    const GroupSpec& spec = groups_[group];
+    int i = find_tensor(spec.inputs, tensor, group);
+    Bound* slot = nullptr;
+    const TensorSpec* ts = nullptr;
+    if (i >= 0) {
+      slot = &inputs_[group][i];
+      ts = &spec.inputs[i];
+    } else if ((i = find_tensor(spec.outputs, tensor, group)) >= 0) {
+      slot = &outputs_[group][i];
+      ts = &spec.outputs[i];
+    } else {
+      throw std::invalid_argument(path_ + ": group " + std::to_string(group) + " has no tensor named '" +
+                                  std::string(tensor) + "'");
+    }
+    if (offset > buffer->size() || buffer->size() - offset < ts->bytes) {
+      throw std::invalid_argument(path_ + ": tensor '" + ts->name + "' needs " + std::to_string(ts->bytes) +
+                                  " bytes at offset " + std::to_string(offset));
+    }
+    slot->buffer = std::move(buffer);
+    slot->offset = offset;
+  }
+
+  void run(int group) override {
+    check_group(group);
+    const AxApi& api = ax_api();
+    auto fill = [&](const std::vector<Bound>& bound, const std::vector<TensorSpec>& specs,
+                    std::vector<AX_ENGINE_IO_BUFFER_T>& out) {
+      for (size_t i = 0; i < bound.size(); ++i) {
+        if (!bound[i].buffer) {
+          throw std::invalid_argument(path_ + ": group " + std::to_string(group) + " tensor '" +
+                                      specs[i].name + "' is not bound");
+        }
+        const auto* b = static_cast<const AxBuffer*>(bound[i].buffer.get());
+        out[i] = AX_ENGINE_IO_BUFFER_T{};
+        out[i].phyAddr = b->phy() + bound[i].offset;
+        out[i].pVirAddr = b->vir() + bound[i].offset;
+        out[i].nSize = static_cast<AX_U32>(specs[i].bytes);
+      }
+    };
+    auto& in = io_buffers_in_[group];
+    auto& out = io_buffers_out_[group];
+    fill(inputs_[group], groups_[group].inputs, in);
+    fill(outputs_[group], groups_[group].outputs, out);
+    for (const auto& b : in) {
+      ax_check(api.mflush(b.phyAddr, b.pVirAddr, b.nSize), "AX_SYS_MflushCache", path_);
+    }
+    AX_ENGINE_IO_T io{};
+    io.pInputs = in.data();
+    io.nInputSize = static_cast<AX_U32>(in.size());
+    io.pOutputs = out.data();
+    io.nOutputSize = static_cast<AX_U32>(out.size());
+    ax_check(api.run_group_io_sync(handle_, context_, static_cast<AX_U32>(group), &io),
+             "AX_ENGINE_RunGroupIOSync", path_ + " group " + std::to_string(group));
+    for (const auto& b : out) {
+      ax_check(api.minvalidate(b.phyAddr, b.pVirAddr, b.nSize), "AX_SYS_MinvalidateCache", path_);
+    }
+  }
+
+ private:
+  TensorSpec describe(const AX_ENGINE_IOMETA_T& m, AX_U32 group) {
+    const std::string name = m.pName ? m.pName : "";
+    std::vector<int64_t> shape(m.pShape, m.pShape + m.nShapeSize);
+    TensorSpec t = make_tensor_spec(name, shape, from_ax(m.eDataType, path_ + " group " + std::to_string(group) + " '" + name + "'"));
+    if (t.bytes != m.nSize) {
+      throw ModelLoadError(path_ + ": group " + std::to_string(group) + " tensor '" + name + "' reports " +
+                           std::to_string(m.nSize) + " bytes for " + shape_string(shape));
+    }
+    return t;
+  }
+  void check_group(int group) const {
+    if (group < 0 || static_cast<size_t>(group) >= groups_.size()) {
+      throw std::invalid_argument(path_ + ": shape group " + std::to_string(group) + " is out of range");
+    }
+  }
+
+  std::string path_;
+  AX_ENGINE_HANDLE handle_ = nullptr;
+  AX_ENGINE_CONTEXT_T context_ = nullptr;
+  std::vector<GroupSpec> groups_;
+  std::vector<std::vector<Bound>> inputs_;
+  std::vector<std::vector<Bound>> outputs_;
+  std::vector<std::vector<AX_ENGINE_IO_BUFFER_T>> io_buffers_in_;
+  std::vector<std::vector<AX_ENGINE_IO_BUFFER_T>> io_buffers_out_;
+};
+
+class AxBackend final : public Backend {
+ public:
+  std::string name() const override { return "ax"; }
+  std::unique_ptr<Model> load_model(const std::string& path) override { return std::make_unique<AxModel>(path); }
+  std::shared_ptr<Buffer> allocate(size_t bytes) override { return std::make_shared<AxBuffer>(bytes); }
+};
+
+}  // namespace
+
+std::shared_ptr<Backend> make_ax_backend() {
+  ax_api();
+  static std::shared_ptr<Backend> backend = std::make_shared<AxBackend>();
+  return backend;
+}
+
+}  // namespace axllm::detail

@@ -1,0 +1,226 @@
+"""The Starlette application: routes, API key, body limits, prompt limits and error responses.
+
+Routes: ``POST /v1/chat/completions``, ``POST /v1/completions``, ``GET /v1/models``,
+``GET /v1/models/{id}``, ``GET /health`` (never needs the API key). Every error, including unknown
+routes (404), wrong methods (405) and unexpected exceptions (500), is answered in OpenAI's error
+shape (see ``axllm.serve.errors``). Checks run in this order: API key (401), body size (413),
+JSON syntax and fields (400), prompt length (400 ``context_length_exceeded``), queue (503).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+from typing import Any, Optional, Union
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from axllm.errors import TemplateError
+from axllm.llm import LLM
+from axllm.serve.config import DEFAULT_COMPLETIONS_MAX_TOKENS, ServeConfig
+from axllm.serve.engine import Engine, in_thread
+from axllm.serve.errors import (
+    APIError,
+    BadRequest,
+    EngineFailure,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+)
+from axllm.serve.params import parse_chat, parse_completion
+from axllm.serve.protocol import Reply
+from axllm.serve.responses import GenerationResponse, stream_reply, whole_reply
+
+logger = logging.getLogger("axllm.serve")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+class Server:
+    """The request handlers of one model; ``engine`` runs the generations."""
+
+    def __init__(self, llm: LLM, config: ServeConfig):
+        self.llm = llm
+        self.config = config
+        self.model_id = config.model_id or llm.path.resolve().name
+        self.context_length = llm.context_length
+        limit = self.context_length - 1
+        self.max_prompt_tokens = min(config.max_prompt_tokens or limit, limit)
+        self.vocab = int(llm.geometry["vocab"])
+        self.engine = Engine(llm, max_queue=config.max_queue, kv_slots=config.kv_slots)
+        try:
+            self.created = int(llm.path.stat().st_mtime)
+        except OSError:
+            self.created = int(time.time())
+
+    def authorize(self, request: Request) -> None:
+        """Raises Unauthorized unless the request carries the API key (when one is set)."""
+        key = self.config.api_key
+        if key is None:
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not given.strip():
+            raise Unauthorized("missing API key: send the header 'Authorization: Bearer <key>'")
+        if not hmac.compare_digest(given.strip().encode("utf-8"), key.encode("utf-8")):
+            raise Unauthorized("incorrect API key")
+
+    async def read_json(self, request: Request) -> dict[str, Any]:
+        """The request body as a JSON object; PayloadTooLarge past ``max_body_bytes``, BadRequest
+        when it is not a JSON object."""
+        limit = self.config.max_body_bytes
+        too_large = PayloadTooLarge(f"the request body is larger than this server accepts "
+                                    f"(--max-body-bytes {limit})")
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > limit:
+            raise too_large
+        parts, size = [], 0
+        async for part in request.stream():
+            size += len(part)
+            if size > limit:
+                raise too_large
+            parts.append(part)
+        raw = b"".join(parts)
+        try:
+            body = json.loads(raw, parse_constant=_reject_constant)
+        except (ValueError, RecursionError) as e:
+            raise BadRequest(f"the request body is not valid JSON: {e}", code="invalid_json") from None
+        if not isinstance(body, dict):
+            raise BadRequest("the request body must be a JSON object", code="invalid_json")
+        return body
+
+    def _chat_ids(self, messages: list[dict[str, str]]) -> list[int]:
+        try:
+            text = self.llm.apply_chat_template(messages)
+        except TemplateError as e:
+            raise BadRequest(f"the chat template rejected the messages: {e}", param="messages") from None
+        return self.llm.tokenize(text, add_special_tokens=False)
+
+    def _text_ids(self, prompt: Union[str, list[int]]) -> list[int]:
+        if isinstance(prompt, str):
+            return self.llm.tokenize(prompt)
+        bad = [t for t in prompt if not 0 <= t < self.vocab]
+        if bad:
+            raise BadRequest(f"prompt token id {bad[0]} is outside the vocabulary [0, {self.vocab})",
+                             param="prompt")
+        return prompt
+
+    def check_prompt(self, ids: list[int], param: str) -> None:
+        """Raises BadRequest (``context_length_exceeded``) for an empty or too long prompt."""
+        if not ids:
+            raise BadRequest("the prompt is empty after tokenization", param=param)
+        if len(ids) > self.max_prompt_tokens:
+            raise BadRequest(
+                f"the prompt has {len(ids)} tokens but this server accepts at most "
+                f"{self.max_prompt_tokens} (the model's context holds {self.context_length} tokens, "
+                "prompt and reply together)", param=param, code="context_length_exceeded")
+
+    def _respond(self, arrival: float, reply: Reply, ids: list[int], kwargs: dict[str, Any],
+                 stream: bool, include_usage: bool) -> GenerationResponse:
+        timeout = self.config.request_timeout
+        produce = (stream_reply(self.engine, reply, ids, kwargs, include_usage) if stream
+                   else whole_reply(self.engine, reply, ids, kwargs))
+        return GenerationResponse(produce, deadline=None if timeout is None else arrival + timeout,
+                                  timeout=timeout, retry_after=self.engine.retry_after)
+
+    async def chat_completions(self, request: Request) -> GenerationResponse:
+        arrival = time.monotonic()
+        self.authorize(request)
+        req = parse_chat(await self.read_json(request))
+        ids = await in_thread(self._chat_ids, req.messages)
+        self.check_prompt(ids, "messages")
+        return self._respond(arrival, Reply(self.model_id, chat=True), ids, req.sampling.kwargs(),
+                             req.stream, req.include_usage)
+
+    async def completions(self, request: Request) -> GenerationResponse:
+        arrival = time.monotonic()
+        self.authorize(request)
+        req = parse_completion(await self.read_json(request), DEFAULT_COMPLETIONS_MAX_TOKENS)
+        ids = await in_thread(self._text_ids, req.prompt)
+        self.check_prompt(ids, "prompt")
+        return self._respond(arrival, Reply(self.model_id, chat=False), ids, req.sampling.kwargs(),
+                             req.stream, req.include_usage)
+
+    def _model(self) -> dict[str, Any]:
+        return {"id": self.model_id, "object": "model", "created": self.created, "owned_by": "axllm"}
+
+    async def models(self, request: Request) -> JSONResponse:
+        self.authorize(request)
+        return JSONResponse({"object": "list", "data": [self._model()]})
+
+    async def model(self, request: Request) -> JSONResponse:
+        self.authorize(request)
+        name = request.path_params["model_id"]
+        if name != self.model_id:
+            raise NotFound(f"the model '{name}' does not exist; this server serves '{self.model_id}'",
+                           param="model", code="model_not_found")
+        return JSONResponse(self._model())
+
+    async def health(self, request: Request) -> JSONResponse:
+        engine = self.engine
+        return JSONResponse({
+            "status": "ok",
+            "model": self.model_id,
+            "busy": engine.busy,
+            "waiting": engine.waiting,
+            "max_queue": engine.max_queue,
+            "requests": dict(engine.counts),
+            "kv_slots": {"used": len(engine.slots), "capacity": engine.slots.capacity,
+                         "bytes": engine.slots.nbytes},
+        })
+
+
+def _error_response(error: APIError) -> JSONResponse:
+    return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, APIError)
+    return _error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return _error_response(NotFound(f"no route {request.method} {request.url.path}"))
+    if exc.status_code == 405:
+        error = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}",
+                                 headers=dict(exc.headers or {}))
+        return _error_response(error)
+    status = exc.status_code
+    error = BadRequest(str(exc.detail)) if 400 <= status < 500 else EngineFailure(str(exc.detail))
+    error.status = status
+    return _error_response(error)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    logger.error("axllm.serve: unexpected error on %s %s", request.method, request.url.path,
+                 exc_info=exc)
+    return _error_response(EngineFailure(f"internal error: {type(exc).__name__}",
+                                         code="internal_error"))
+
+
+def create_app(llm: LLM, config: Optional[ServeConfig] = None) -> Starlette:
+    """The ASGI application serving ``llm`` with ``config``; ``app.state.server`` is its
+    ``Server``. The application must be served by one event loop (one uvicorn worker)."""
+    server = Server(llm, config or ServeConfig())
+    routes = [
+        Route("/v1/chat/completions", server.chat_completions, methods=["POST"]),
+        Route("/v1/completions", server.completions, methods=["POST"]),
+        Route("/v1/models", server.models, methods=["GET"]),
+        Route("/v1/models/{model_id:path}", server.model, methods=["GET"]),
+        Route("/health", server.health, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, exception_handlers={
+        APIError: _api_error, HTTPException: _http_error, Exception: _internal_error})
+    app.state.server = server
+    return app

@@ -1,0 +1,371 @@
+"""Request bodies of ``/v1/chat/completions`` and ``/v1/completions``, checked and parsed.
+
+Field policy (what the server does with each top-level field of a request):
+
+* Honoured: ``messages`` / ``prompt``, ``model`` (any string; one model is served),
+  ``max_tokens``, ``max_completion_tokens`` (wins when both are given), ``temperature``, ``top_p``,
+  ``presence_penalty``, ``frequency_penalty``, ``seed``, ``stop`` (a string or a list of up to 16
+  non-empty strings), ``n`` (1 only), ``stream``, ``stream_options.include_usage``; and the
+  extensions ``top_k``, ``min_p``, ``repetition_penalty``. Ranges are the engine's: temperature
+  >= 0 (0 is greedy), top_p in (0, 1], min_p in [0, 1], top_k >= 0, repetition_penalty > 0,
+  seed in [0, 2**64), max tokens >= 1. Sampling fields left out (or null) fall back to the
+  model's own defaults, as ``axllm.LLM`` does; ``/v1/completions`` defaults ``max_tokens`` to 16
+  like OpenAI's API, chat completions run until a stop, EOS or the end of the context.
+* Accepted and ignored: the rest of OpenAI's request schema that has no effect on a local text
+  model (``user``, ``metadata``, ``store``, ``service_tier``, ``parallel_tool_calls``,
+  ``reasoning_effort``, ``verbosity``, ``prompt_cache_key``, ``safety_identifier``, ...), and
+  features this server lacks when they carry their "off" value (``logprobs: false``,
+  ``tools: []``, ``response_format: {"type": "text"}``, ``echo: false``, ``best_of: 1``, ...).
+  Any other value of those is 400 ``unsupported_value`` naming the field.
+* Anything else is 400 ``unknown_parameter`` naming the field: a misspelt field is reported, never
+  silently dropped. The official ``openai`` client only sends the fields its caller passes, all of
+  which are in OpenAI's schema, so it never meets this error; extra fields go through
+  ``extra_body``.
+
+A wrong JSON type is 400 ``invalid_type``, a value out of range 400 ``invalid_value``; ``param``
+names the field (``messages[1].content`` for a message's).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Optional, Union
+
+from axllm.serve.errors import BadRequest
+
+MAX_STOP_STRINGS = 16
+ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+MESSAGE_KEYS = {"role", "content", "name", "refusal", "tool_calls", "function_call", "audio",
+                "annotations"}
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """The generation arguments of a request, as ``axllm.LLM.generate`` takes them."""
+
+    max_new_tokens: Optional[int] = None
+    temperature: Optional[float] = None
+    top_p: Optional[float] = None
+    top_k: Optional[int] = None
+    min_p: Optional[float] = None
+    repetition_penalty: Optional[float] = None
+    presence_penalty: Optional[float] = None
+    frequency_penalty: Optional[float] = None
+    seed: Optional[int] = None
+    stop: list[str] = field(default_factory=list)
+
+    def kwargs(self) -> dict[str, Any]:
+        """The keyword arguments for ``LLM.generate`` (fields left out are not passed)."""
+        out = {k: getattr(self, k) for k in ("max_new_tokens", "temperature", "top_p", "top_k",
+                                              "min_p", "repetition_penalty", "presence_penalty",
+                                              "frequency_penalty", "seed")
+               if getattr(self, k) is not None}
+        if self.stop:
+            out["stop"] = list(self.stop)
+        return out
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """A checked ``/v1/chat/completions`` body; ``messages`` hold only role and text content
+    (``developer`` is passed to the template as ``system``)."""
+
+    messages: list[dict[str, str]]
+    sampling: Sampling
+    stream: bool = False
+    include_usage: bool = False
+
+
+@dataclass(frozen=True)
+class CompletionRequest:
+    """A checked ``/v1/completions`` body: ``prompt`` is text or token ids."""
+
+    prompt: Union[str, list[int]]
+    sampling: Sampling
+    stream: bool = False
+    include_usage: bool = False
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def _wrong_type(name: str, want: str, value: Any) -> BadRequest:
+    return BadRequest(f"'{name}' must be {want}, got {_type_name(value)}", param=name,
+                      code="invalid_type")
+
+
+def _number(rule: str, check: Callable[[float], bool]) -> Callable[[str, Any], Optional[float]]:
+    def parse(name: str, value: Any) -> Optional[float]:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _wrong_type(name, "a number", value)
+        if not math.isfinite(value) or not check(value):
+            raise BadRequest(f"'{name}' must be {rule}, got {value!r}", param=name)
+        return float(value)
+
+    return parse
+
+
+def _integer(rule: str, check: Callable[[int], bool]) -> Callable[[str, Any], Optional[int]]:
+    def parse(name: str, value: Any) -> Optional[int]:
+        if value is None:
+            return None
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _wrong_type(name, "an integer", value)
+        if not check(value):
+            raise BadRequest(f"'{name}' must be {rule}, got {value!r}", param=name)
+        return value
+
+    return parse
+
+
+def _typed(kind: type, want: str) -> Callable[[str, Any], None]:
+    """An accepted, ignored field: only its JSON type is checked (null is always fine)."""
+
+    def parse(name: str, value: Any) -> None:
+        if value is not None and not isinstance(value, kind):
+            raise _wrong_type(name, want, value)
+
+    return parse
+
+
+def _off(*allowed: Any, describe: str) -> Callable[[str, Any], None]:
+    """An OpenAI feature this server lacks: accepted only with its "off" value."""
+
+    def parse(name: str, value: Any) -> None:
+        if value is None:
+            return
+        for ok in allowed:
+            if type(value) is type(ok) and value == ok:
+                return
+        raise BadRequest(f"'{name}' is not supported by this server (only {describe})", param=name,
+                         code="unsupported_value")
+
+    return parse
+
+
+def _stop(name: str, value: Any) -> list[str]:
+    if value is None:
+        return []
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(s, str) for s in items):
+        raise _wrong_type(name, "a string or an array of strings", value)
+    if len(items) > MAX_STOP_STRINGS:
+        raise BadRequest(f"'{name}' holds {len(items)} strings; at most {MAX_STOP_STRINGS} are "
+                         "allowed", param=name)
+    if any(not s for s in items):
+        raise BadRequest(f"'{name}' strings must not be empty", param=name)
+    return list(items)
+
+
+def _bool(name: str, value: Any) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise _wrong_type(name, "a boolean", value)
+    return value
+
+
+def _stream_options(name: str, value: Any) -> bool:
+    """``include_usage`` of ``stream_options`` (``include_obfuscation`` is accepted, ignored)."""
+    if value is None:
+        return False
+    if not isinstance(value, dict):
+        raise _wrong_type(name, "an object", value)
+    for key in value:
+        if key not in ("include_usage", "include_obfuscation"):
+            raise BadRequest(f"unknown parameter '{name}.{key}'", param=f"{name}.{key}",
+                             code="unknown_parameter")
+    _bool(f"{name}.include_obfuscation", value.get("include_obfuscation"))
+    return _bool(f"{name}.include_usage", value.get("include_usage"))
+
+
+def _model(name: str, value: Any) -> None:
+    if value is not None and not isinstance(value, str):
+        raise _wrong_type(name, "a string", value)
+
+
+_max_tokens = _integer("an integer >= 1", lambda v: v >= 1)
+SAMPLING_FIELDS: dict[str, Callable[[str, Any], Any]] = {
+    "temperature": _number("a number >= 0 (0 is greedy)", lambda v: v >= 0),
+    "top_p": _number("a number in (0, 1]", lambda v: 0 < v <= 1),
+    "top_k": _integer("an integer >= 0 (0 keeps all tokens)", lambda v: 0 <= v < 2**31),
+    "min_p": _number("a number in [0, 1]", lambda v: 0 <= v <= 1),
+    "repetition_penalty": _number("a number > 0", lambda v: v > 0),
+    "presence_penalty": _number("a finite number", lambda v: True),
+    "frequency_penalty": _number("a finite number", lambda v: True),
+    "seed": _integer("an integer in [0, 2**64)", lambda v: 0 <= v < 2**64),
+}
+COMMON_IGNORED: dict[str, Callable[[str, Any], Any]] = {
+    "model": _model,
+    "user": _typed(str, "a string"),
+    "n": _off(1, describe="n = 1"),
+    "logit_bias": _off({}, describe="an empty object"),
+}
+CHAT_IGNORED: dict[str, Callable[[str, Any], Any]] = {
+    **COMMON_IGNORED,
+    "metadata": _typed(dict, "an object"),
+    "store": _typed(bool, "a boolean"),
+    "service_tier": _typed(str, "a string"),
+    "parallel_tool_calls": _typed(bool, "a boolean"),
+    "reasoning_effort": _typed(str, "a string"),
+    "verbosity": _typed(str, "a string"),
+    "prompt_cache_key": _typed(str, "a string"),
+    "prompt_cache_retention": _typed(str, "a string"),
+    "safety_identifier": _typed(str, "a string"),
+    "logprobs": _off(False, describe="false"),
+    "top_logprobs": _off(0, describe="0"),
+    "response_format": _off({"type": "text"}, describe='{"type": "text"}'),
+    "tools": _off([], describe="an empty array"),
+    "functions": _off([], describe="an empty array"),
+    "tool_choice": _off("none", "auto", describe='"none" or "auto" without tools'),
+    "function_call": _off("none", "auto", describe='"none" or "auto" without functions'),
+    "modalities": _off(["text"], describe='["text"]'),
+    "audio": _off(describe="null"),
+    "prediction": _off(describe="null"),
+    "web_search_options": _off(describe="null"),
+}
+COMPLETION_IGNORED: dict[str, Callable[[str, Any], Any]] = {
+    **COMMON_IGNORED,
+    "logprobs": _off(0, describe="null or 0"),
+    "echo": _off(False, describe="false"),
+    "best_of": _off(1, describe="1"),
+    "suffix": _off("", describe="null or an empty string"),
+}
+CHAT_FIELDS = {"messages", "stream", "stream_options", "stop", "max_tokens", "max_completion_tokens",
+               *SAMPLING_FIELDS, *CHAT_IGNORED}
+COMPLETION_FIELDS = {"prompt", "stream", "stream_options", "stop", "max_tokens", *SAMPLING_FIELDS,
+                     *COMPLETION_IGNORED}
+
+
+def _check_fields(body: Mapping[str, Any], known: set[str],
+                  ignored: Mapping[str, Callable[[str, Any], Any]]) -> None:
+    for name in body:
+        if name not in known:
+            raise BadRequest(f"unknown parameter '{name}'", param=name, code="unknown_parameter")
+    for name, check in ignored.items():
+        if name in body:
+            check(name, body[name])
+
+
+def _sampling(body: Mapping[str, Any], max_tokens: Optional[int]) -> Sampling:
+    values = {name: parse(name, body.get(name)) for name, parse in SAMPLING_FIELDS.items()}
+    return Sampling(max_new_tokens=max_tokens, stop=_stop("stop", body.get("stop")), **values)
+
+
+def _content(name: str, value: Any, role: str) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None and role == "assistant":
+        return ""
+    if not isinstance(value, list):
+        raise _wrong_type(name, "a string or an array of text parts", value)
+    texts = []
+    for i, part in enumerate(value):
+        where = f"{name}[{i}]"
+        if not isinstance(part, dict):
+            raise _wrong_type(where, "an object", part)
+        if part.get("type") != "text":
+            raise BadRequest(f"'{where}.type' must be \"text\" (this server reads text only), got "
+                             f"{part.get('type')!r}", param=f"{where}.type", code="unsupported_value")
+        for key in part:
+            if key not in ("type", "text"):
+                raise BadRequest(f"unknown parameter '{where}.{key}'", param=f"{where}.{key}",
+                                 code="unknown_parameter")
+        if not isinstance(part.get("text"), str):
+            raise _wrong_type(f"{where}.text", "a string", part.get("text"))
+        texts.append(part["text"])
+    return "".join(texts)
+
+
+def _message(i: int, message: Any) -> dict[str, str]:
+    where = f"messages[{i}]"
+    if not isinstance(message, dict):
+        raise _wrong_type(where, "an object", message)
+    for key in message:
+        if key not in MESSAGE_KEYS:
+            raise BadRequest(f"unknown parameter '{where}.{key}'", param=f"{where}.{key}",
+                             code="unknown_parameter")
+    role = message.get("role")
+    if not isinstance(role, str):
+        raise _wrong_type(f"{where}.role", "a string", role)
+    if role not in ROLES:
+        raise BadRequest(f"'{where}.role' must be one of {sorted(ROLES)} (this server has no tool "
+                         f"calling), got {role!r}", param=f"{where}.role", code="unsupported_value")
+    if "content" not in message:
+        raise BadRequest(f"'{where}.content' is required", param=f"{where}.content",
+                         code="missing_required_parameter")
+    _typed(str, "a string")(f"{where}.name", message.get("name"))
+    for key in ("tool_calls", "function_call", "audio"):
+        if message.get(key):
+            raise BadRequest(f"'{where}.{key}' is not supported by this server",
+                             param=f"{where}.{key}", code="unsupported_value")
+    return {"role": ROLES[role], "content": _content(f"{where}.content", message["content"], role)}
+
+
+def parse_chat(body: Mapping[str, Any]) -> ChatRequest:
+    """Checks a chat completion body; raises BadRequest naming the first field at fault."""
+    _check_fields(body, CHAT_FIELDS, CHAT_IGNORED)
+    messages = body.get("messages")
+    if messages is None:
+        raise BadRequest("'messages' is required", param="messages", code="missing_required_parameter")
+    if not isinstance(messages, list):
+        raise _wrong_type("messages", "an array", messages)
+    if not messages:
+        raise BadRequest("'messages' must not be empty", param="messages")
+    parsed = [_message(i, m) for i, m in enumerate(messages)]
+    max_tokens = _max_tokens("max_tokens", body.get("max_tokens"))
+    max_completion = _max_tokens("max_completion_tokens", body.get("max_completion_tokens"))
+    stream = _bool("stream", body.get("stream"))
+    include_usage = _stream_options("stream_options", body.get("stream_options"))
+    return ChatRequest(parsed, _sampling(body, max_completion if max_completion is not None else max_tokens),
+                       stream, include_usage and stream)
+
+
+def _prompt(value: Any) -> Union[str, list[int]]:
+    if value is None:
+        raise BadRequest("'prompt' is required", param="prompt", code="missing_required_parameter")
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], (str, list)):
+        value = value[0]
+    if isinstance(value, str):
+        if not value:
+            raise BadRequest("'prompt' must not be empty", param="prompt")
+        return value
+    if not isinstance(value, list):
+        raise _wrong_type("prompt", "a string or an array of token ids", value)
+    if not value:
+        raise BadRequest("'prompt' must not be empty", param="prompt")
+    if all(isinstance(t, str) for t in value) or all(isinstance(t, list) for t in value):
+        raise BadRequest("'prompt' holds several prompts; this server takes one per request",
+                         param="prompt", code="unsupported_value")
+    if not all(isinstance(t, int) and not isinstance(t, bool) for t in value):
+        raise _wrong_type("prompt", "a string or an array of integer token ids", value)
+    return list(value)
+
+
+def parse_completion(body: Mapping[str, Any], default_max_tokens: int) -> CompletionRequest:
+    """Checks a text completion body; raises BadRequest naming the first field at fault."""
+    _check_fields(body, COMPLETION_FIELDS, COMPLETION_IGNORED)
+    prompt = _prompt(body.get("prompt"))
+    max_tokens = _max_tokens("max_tokens", body.get("max_tokens"))
+    stream = _bool("stream", body.get("stream"))
+    include_usage = _stream_options("stream_options", body.get("stream_options"))
+    return CompletionRequest(prompt, _sampling(body, default_max_tokens if max_tokens is None else max_tokens),
+                             stream, include_usage and stream)
