@@ -20,7 +20,7 @@ JOBS="${AXLLM_CROSS_JOBS:-2}"
 TIMEOUT="${AXLLM_CROSS_TIMEOUT:-600}"
 
 need=()
-command -v aarch64-linux-gnu-g++ >/dev/null 2>&1 || need+=(g++-aarch64-linux-gnu)
+command -v aarch64-linux-gnu-g++ >/dev/null 2>&1 || need+=(g++-aarch64-linux-gnu libc6-dev-arm64-cross)
 command -v qemu-aarch64-static >/dev/null 2>&1 || need+=(qemu-user-static)
 if ((${#need[@]})); then
   if [[ "${AXLLM_CROSS_NO_INSTALL:-0}" == 1 ]]; then

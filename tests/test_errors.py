@@ -229,7 +229,7 @@ def test_native_session_checks_groups_too(built):
 def test_backend_that_does_not_exist(built):
     with pytest.raises(ValueError, match="no usable provider"):
         axllm.InferenceSession(built / LAYER0, providers=["TensorrtExecutionProvider"])
-    with pytest.raises(axllm.ModelLoadError, match="runs on the cpu backend, not on ax"):
+    with pytest.raises(axllm.ModelLoadError, match="run on the cpu backend, not on ax"):
         axllm.InferenceSession(built / LAYER0, providers=["AxEngineExecutionProvider"])
 
 

@@ -9,7 +9,8 @@
 #include "ledger.h"
 
 namespace {
-std::mutex g_mutex;
+// Recursive: the axllm backend's SIGTERM handler may free blocks on a thread interrupted here.
+std::recursive_mutex g_mutex;
 std::map<AX_U64, std::pair<void*, AX_U32>> g_blocks;
 AX_U64 g_next_phy = 0x100000000ull;
 
@@ -38,7 +39,7 @@ __attribute__((visibility("default"))) AX_S32 AX_SYS_MemAllocCached(AX_U64* phy,
   if (!phy || !vir || size == 0 || align == 0) return static_cast<AX_S32>(0x800B000Au);
   void* p = std::aligned_alloc(align, (size + align - 1) / align * align);
   if (!p) return static_cast<AX_S32>(0x800B0018u);
-  std::lock_guard<std::mutex> lock(g_mutex);
+  std::lock_guard<std::recursive_mutex> lock(g_mutex);
   *phy = g_next_phy;
   g_next_phy += (size + 0xfff) & ~0xfffull;
   *vir = p;
@@ -49,7 +50,7 @@ __attribute__((visibility("default"))) AX_S32 AX_SYS_MemAllocCached(AX_U64* phy,
 }
 
 __attribute__((visibility("default"))) AX_S32 AX_SYS_MemFree(AX_U64 phy, AX_VOID* vir) {
-  std::lock_guard<std::mutex> lock(g_mutex);
+  std::lock_guard<std::recursive_mutex> lock(g_mutex);
   const auto it = g_blocks.find(phy);
   if (it == g_blocks.end() || it->second.first != vir) {
     standin::record("free-invalid " + hex(phy));
@@ -62,7 +63,7 @@ __attribute__((visibility("default"))) AX_S32 AX_SYS_MemFree(AX_U64 phy, AX_VOID
 }
 
 static AX_S32 cache_op(const char* op, AX_U64 phy, AX_VOID* vir, AX_U32 size) {
-  std::lock_guard<std::mutex> lock(g_mutex);
+  std::lock_guard<std::recursive_mutex> lock(g_mutex);
   auto it = g_blocks.upper_bound(phy);
   if (it == g_blocks.begin()) return static_cast<AX_S32>(0x800B000Au);
   --it;

@@ -2,6 +2,7 @@
 
 #include <dlfcn.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
@@ -86,14 +87,15 @@ void ax_check(int code, const char* function, const std::string& what) {
 }
 
 const AxApi& ax_api() {
+  // Lock-free once loaded: the SIGTERM handler frees CMM through this table, possibly on a
+  // thread interrupted inside it.
+  static std::atomic<const AxApi*> loaded{nullptr};
+  if (const AxApi* api = loaded.load(std::memory_order_acquire)) return *api;
   static std::mutex mutex;
-  static bool ready = false;
-  static AxApi api{};
   std::lock_guard<std::mutex> lock(mutex);
-  if (!ready) {
-    api = load_api();
-    ready = true;
-  }
+  if (const AxApi* api = loaded.load(std::memory_order_acquire)) return *api;
+  static AxApi api = load_api();
+  loaded.store(&api, std::memory_order_release);
   return api;
 }
 

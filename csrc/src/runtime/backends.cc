@@ -16,9 +16,9 @@ std::shared_ptr<Backend> select_backend(const std::string& name, const ModelFile
   if (name != "auto" && name != "cpu" && name != "ax") {
     throw std::invalid_argument("backend '" + name + "' is not known (choose auto, cpu, ax)");
   }
-  if (ext == ".cpumodel") {
+  if (ext != ".axmodel") {
     if (name == "ax") {
-      throw ModelLoadError(files.layers[0] + ": a .cpumodel file runs on the cpu backend, not on ax");
+      throw ModelLoadError(files.layers[0] + ": host builds (.cpumodel) run on the cpu backend, not on ax");
     }
     return cpu_backend();
   }
