@@ -317,7 +317,7 @@ def test_bad_api_key_and_missing_key(srv, client):
     with pytest.raises(openai.AuthenticationError) as e:
         srv.client(key="wrong").chat.completions.create(model="m", messages=user("hi"), max_tokens=1)
     assert error_of(e.value)["code"] == "invalid_api_key"
-    for headers in ({}, {"Authorization": "Bearer "}, {"Authorization": f"Basic {KEY}"}):
+    for headers in ({}, {"Authorization": "Bearer"}, {"Authorization": f"Basic {KEY}"}):
         r = httpx.post(srv.url + "/v1/chat/completions", json={"messages": user("hi")}, headers=headers)
         assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
     assert httpx.get(srv.url + "/v1/models").status_code == 401

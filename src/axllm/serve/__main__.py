@@ -10,7 +10,8 @@ which, and warns when the address is reachable from other machines. --port 0 pic
 (the log line "serving ... on http://HOST:PORT" names it). --api-key (or the AXLLM_API_KEY
 environment variable) makes every /v1 request need "Authorization: Bearer KEY".
 
-Exit status: 0 after a clean shutdown (Ctrl-C), 1 when the model cannot be loaded or the address
+Exit status: 0 after a clean shutdown (Ctrl-C or SIGTERM: open requests get up to 5 s to finish,
+then their generations are cancelled), 1 when the model cannot be loaded or the address
 cannot be bound, 2 for a bad command line.
 """
 
@@ -20,6 +21,7 @@ import argparse
 import ipaddress
 import logging
 import os
+import signal
 import socket
 import sys
 from typing import Optional
@@ -162,8 +164,18 @@ def main(argv: Optional[list[str]] = None) -> int:
                 llm.context_length, url)
     uv = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=args.log_level,
                                        timeout_graceful_shutdown=5))
-    uv.run(sockets=[sock])
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    try:
+        uv.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
     return 0
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    """SIGTERM after uvicorn's graceful shutdown (uvicorn raises the signal again once it has
+    stopped): exit with status 0, as Ctrl-C does."""
+    raise SystemExit(0)
 
 
 if __name__ == "__main__":

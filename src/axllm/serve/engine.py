@@ -114,6 +114,9 @@ class Engine:
         self._waiting += 1
         try:
             await lock.acquire()
+        except asyncio.CancelledError:
+            self.counts["cancelled"] += 1
+            raise
         finally:
             self._waiting -= 1
         start = time.perf_counter()

@@ -299,16 +299,16 @@ def _message(i: int, message: Any) -> dict[str, str]:
     where = f"messages[{i}]"
     if not isinstance(message, dict):
         raise _wrong_type(where, "an object", message)
-    for key in message:
-        if key not in MESSAGE_KEYS:
-            raise BadRequest(f"unknown parameter '{where}.{key}'", param=f"{where}.{key}",
-                             code="unknown_parameter")
     role = message.get("role")
     if not isinstance(role, str):
         raise _wrong_type(f"{where}.role", "a string", role)
     if role not in ROLES:
         raise BadRequest(f"'{where}.role' must be one of {sorted(ROLES)} (this server has no tool "
                          f"calling), got {role!r}", param=f"{where}.role", code="unsupported_value")
+    for key in message:
+        if key not in MESSAGE_KEYS:
+            raise BadRequest(f"unknown parameter '{where}.{key}'", param=f"{where}.{key}",
+                             code="unknown_parameter")
     if "content" not in message:
         raise BadRequest(f"'{where}.content' is required", param=f"{where}.content",
                          code="missing_required_parameter")
