@@ -206,3 +206,18 @@ print("OK", [(i.name, i.shape) for i in s.get_inputs(0)][:2])
     r = run_py(code, {"AXLLM_AX_LIB_DIR": str(cpp_build / "standin")})
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("OK")
+
+
+def test_inspect_on_both_backends(models, cpp_build):
+    host, npu = models
+    env = {"AXLLM_AX_LIB_DIR": str(cpp_build / "standin")}
+    for d, backend in ((host, "cpu"), (npu, "ax")):
+        r = subprocess.run([sys.executable, "-m", "axllm.inspect", str(d)], capture_output=True, text=True,
+                           env={**os.environ, **env}, timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert f"backend {backend}, 2 layers" in r.stdout
+        assert "D (kv dim) 32, C (context) 64, P (prefill) 8" in r.stdout
+        assert "2 = prefill with history H_g 8; 3 = prefill with history H_g 16" in r.stdout
+        assert re.search(r"in  mask +\[1,8,24\] +bfloat16 +384 B", r.stdout)
+    r = subprocess.run([sys.executable, "-m", "axllm.inspect", str(npu / "missing")], capture_output=True, text=True)
+    assert r.returncode == 1 and r.stderr.startswith("error: ")

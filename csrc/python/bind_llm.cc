@@ -106,7 +106,7 @@ void register_llm(py::module_& m) {
 
   py::class_<Llm, std::shared_ptr<Llm>>(m, "LLM", "A loaded pulsar2-shaped model (the C++ runtime).")
       .def(py::init([](const std::string& path, const std::string& backend, const py::dict& overrides,
-                       const std::function<void(int, int)>& progress) {
+                       const std::function<void(int, int)>& progress, const std::vector<int>& devices) {
              const ModelOverrides o = overrides_from(overrides);
              py::gil_scoped_release release;
              const ModelFiles files = discover_model_files(path, o);
@@ -117,10 +117,10 @@ void register_llm(py::module_& m) {
                  progress(done, total);
                };
              }
-             return Llm::load(select_backend(backend, files), files, cb);
+             return Llm::load(select_backend(backend, files, devices), files, cb);
            }),
            py::arg("path"), py::arg("backend") = "auto", py::arg("overrides") = py::dict(),
-           py::arg("progress") = nullptr)
+           py::arg("progress") = nullptr, py::arg("devices") = std::vector<int>{})
       .def_property_readonly("backend", &Llm::backend_name)
       .def_property_readonly("geometry",
                              [](const Llm& l) {

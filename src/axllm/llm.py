@@ -64,7 +64,9 @@ class LLM:
     AXERA publishes them (an axmodel subdirectory, a tokenizer subdirectory, ``post_config.json``,
     optionally ax-llm's ``config.json``). ``overrides`` mirror ax-llm's flags
     (``template_filename_axmodel``, ``axmodel_num``, ``filename_post_axmodel``,
-    ``filename_tokens_embed``, ``tokens_embed_num``, ``tokens_embed_size``).
+    ``filename_tokens_embed``, ``tokens_embed_num``, ``tokens_embed_size``). ``backend`` is
+    ``"auto"``, ``"cpu"``, ``"ax"`` (native board) or ``"axcl"`` (PCIe/M.2 cards); ``devices``
+    lists the AXCL cards to split the layers over (default ``$AXLLM_DEVICES``, else card 0).
 
     Sampling defaults come from ``post_config.json`` (AXERA's semantics, ``mode="vendor"``) when
     the model has one, else from ``generation_config.json`` (Hugging Face semantics: greedy unless
@@ -81,6 +83,7 @@ class LLM:
         chat_template: Optional[str] = None,
         overrides: Optional[Mapping[str, Any]] = None,
         progress: Union[bool, Callable[[int, int], None]] = False,
+        devices: Optional[Sequence[int]] = None,
     ):
         root = Path(model)
         if not root.exists():
@@ -94,7 +97,7 @@ class LLM:
         self._default_sampling = (post_config_sampling(root) or generation_config_sampling(tok_dir)
                                   or {"mode": "hf", "temperature": 0.0})
         callback = _progress_bar if progress is True else (progress or None)
-        self._core = _core.LLM(str(root), backend, merged, callback)
+        self._core = _core.LLM(str(root), backend, merged, callback, list(devices or []))
         g = self._core.geometry
         if self.tokenizer.vocab_size > g["vocab"]:
             raise ModelLoadError(

@@ -131,7 +131,8 @@ def _select_backend(path: str, providers: str | Sequence[str] | None) -> str:
         p[0] if isinstance(p, tuple) else p for p in providers
     ]
     known = {"cpu": "cpu", "CPUExecutionProvider": "cpu", "AxllmCpuProvider": "cpu",
-             "ax": "ax", "AxEngineExecutionProvider": "ax"}
+             "ax": "ax", "AxEngineExecutionProvider": "ax",
+             "axcl": "axcl", "AXCLRTExecutionProvider": "axcl"}
     for name in names:
         if name in known:
             return known[name]

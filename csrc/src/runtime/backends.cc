@@ -5,20 +5,30 @@
 
 #include "axllm/errors.h"
 #include "ax/ax_backend.h"
+#include "axcl/axcl_backend.h"
 #include "cpu/cpu_backend.h"
 #include "util/thread_pool.h"
 
 namespace axllm {
 
 std::shared_ptr<Backend> select_backend(const std::string& name, const ModelFiles& files) {
+  return select_backend(name, files, {});
+}
+
+std::shared_ptr<Backend> select_backend(const std::string& name, const ModelFiles& files,
+                                        const std::vector<int>& devices) {
   const std::string ext = std::filesystem::path(files.layers.at(0)).extension().string();
-  if (name == "cpu-nocompute") return detail::make_cpu_backend(detail::default_thread_count(), false);
-  if (name != "auto" && name != "cpu" && name != "ax") {
-    throw std::invalid_argument("backend '" + name + "' is not known (choose auto, cpu, ax)");
+  if (name != "auto" && name != "cpu" && name != "ax" && name != "axcl" && name != "cpu-nocompute") {
+    throw std::invalid_argument("backend '" + name + "' is not known (choose auto, cpu, ax, axcl)");
   }
+  if (!devices.empty() && name != "auto" && name != "axcl") {
+    throw std::invalid_argument("devices= selects AXCL cards; backend '" + name + "' has none");
+  }
+  if (name == "cpu-nocompute") return detail::make_cpu_backend(detail::default_thread_count(), false);
   if (ext != ".axmodel") {
-    if (name == "ax") {
-      throw ModelLoadError(files.layers[0] + ": host builds (.cpumodel) run on the cpu backend, not on ax");
+    if (name == "ax" || name == "axcl" || !devices.empty()) {
+      throw ModelLoadError(files.layers[0] + ": host builds (.cpumodel) run on the cpu backend, not on " +
+                           (name == "auto" ? std::string("axcl") : name));
     }
     return cpu_backend();
   }
@@ -26,13 +36,24 @@ std::shared_ptr<Backend> select_backend(const std::string& name, const ModelFile
     throw ModelLoadError(files.layers[0] + ": " + ext + " models are compiled for the NPU; the cpu "
                          "backend runs host builds (.cpumodel) made by `python -m axllm.build`");
   }
-  try {
-    return detail::make_ax_backend();
-  } catch (const EngineError& e) {
-    throw ModelLoadError(files.layers[0] + ": " + ext + " models need an AXERA NPU backend, and none "
-                         "could be opened: " + e.what() +
-                         "\nTo run here, build the model for the CPU engine with `python -m axllm.build`.");
+  std::string why;
+  if (name == "axcl" || name == "auto") {
+    try {
+      return detail::make_axcl_backend(devices, files);
+    } catch (const EngineError& e) {
+      why += std::string("\n  axcl (PCIe/M.2 cards): ") + e.what();
+    }
   }
+  if (name == "ax" || (name == "auto" && devices.empty())) {
+    try {
+      return detail::make_ax_backend();
+    } catch (const EngineError& e) {
+      why += std::string("\n  ax (native board): ") + e.what();
+    }
+  }
+  throw ModelLoadError(files.layers[0] + ": " + ext + " models need an AXERA NPU backend, and none "
+                       "could be opened:" + why +
+                       "\nTo run here, build the model for the CPU engine with `python -m axllm.build`.");
 }
 
 }  // namespace axllm

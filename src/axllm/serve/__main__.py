@@ -7,7 +7,8 @@
 
 The server listens on the loopback interface unless --host names another address; the log says
 which, and warns when the address is reachable from other machines. --port 0 picks a free port
-(the log line "serving ... on http://HOST:PORT" names it). --api-key (or the AXLLM_API_KEY
+(the line "serving ... on http://HOST:PORT/v1", printed to stderr at every log level,
+names it). --api-key (or the AXLLM_API_KEY
 environment variable) makes every /v1 request need "Authorization: Bearer KEY".
 
 Exit status: 0 after a clean shutdown (Ctrl-C or SIGTERM: open requests get up to 5 s to finish,
@@ -160,8 +161,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         logger.warning("axllm.serve: listening on %s, reachable from other machines, as --host %s "
                        "asks%s", host, args.host,
                        "" if args.api_key else "; no --api-key is set, so anyone who can reach it may use it")
-    logger.info("axllm.serve: serving %s (%s, context %d) on %s/v1", server.model_id, llm.backend,
-                llm.context_length, url)
+    print(f"axllm.serve: serving {server.model_id} ({llm.backend}, context {llm.context_length}) on "
+          f"{url}/v1", file=sys.stderr, flush=True)
     uv = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=args.log_level,
                                        timeout_graceful_shutdown=5))
     signal.signal(signal.SIGTERM, _exit_cleanly)

@@ -13,7 +13,7 @@ import hmac
 import json
 import logging
 import time
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, TypeVar, Union
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -39,10 +39,20 @@ from axllm.serve.protocol import Reply
 from axllm.serve.responses import GenerationResponse, stream_reply, whole_reply
 
 logger = logging.getLogger("axllm.serve")
+T = TypeVar("T")
+INLINE_TOKENIZE_BYTES = 8 << 10
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+async def _tokenize(body_bytes: int, fn: Callable[[T], list[int]], arg: T) -> list[int]:
+    """``fn(arg)`` on the event loop for small bodies (a thread hop costs more than their
+    tokenization), on a worker thread for larger ones so the loop keeps serving streams."""
+    if body_bytes <= INLINE_TOKENIZE_BYTES:
+        return fn(arg)
+    return await in_thread(fn, arg)
 
 
 class Server:
@@ -74,9 +84,9 @@ class Server:
         if not hmac.compare_digest(given.strip().encode("utf-8"), key.encode("utf-8")):
             raise Unauthorized("incorrect API key")
 
-    async def read_json(self, request: Request) -> dict[str, Any]:
-        """The request body as a JSON object; PayloadTooLarge past ``max_body_bytes``, BadRequest
-        when it is not a JSON object."""
+    async def read_json(self, request: Request) -> tuple[dict[str, Any], int]:
+        """The request body as a JSON object, and its size in bytes; PayloadTooLarge past
+        ``max_body_bytes``, BadRequest when it is not a JSON object."""
         limit = self.config.max_body_bytes
         too_large = PayloadTooLarge(f"the request body is larger than this server accepts "
                                     f"(--max-body-bytes {limit})")
@@ -96,7 +106,7 @@ class Server:
             raise BadRequest(f"the request body is not valid JSON: {e}", code="invalid_json") from None
         if not isinstance(body, dict):
             raise BadRequest("the request body must be a JSON object", code="invalid_json")
-        return body
+        return body, size
 
     def _chat_ids(self, messages: list[dict[str, str]]) -> list[int]:
         try:
@@ -135,8 +145,9 @@ class Server:
     async def chat_completions(self, request: Request) -> GenerationResponse:
         arrival = time.monotonic()
         self.authorize(request)
-        req = parse_chat(await self.read_json(request))
-        ids = await in_thread(self._chat_ids, req.messages)
+        body, size = await self.read_json(request)
+        req = parse_chat(body)
+        ids = await _tokenize(size, self._chat_ids, req.messages)
         self.check_prompt(ids, "messages")
         return self._respond(arrival, Reply(self.model_id, chat=True), ids, req.sampling.kwargs(),
                              req.stream, req.include_usage)
@@ -144,8 +155,9 @@ class Server:
     async def completions(self, request: Request) -> GenerationResponse:
         arrival = time.monotonic()
         self.authorize(request)
-        req = parse_completion(await self.read_json(request), DEFAULT_COMPLETIONS_MAX_TOKENS)
-        ids = await in_thread(self._text_ids, req.prompt)
+        body, size = await self.read_json(request)
+        req = parse_completion(body, DEFAULT_COMPLETIONS_MAX_TOKENS)
+        ids = await _tokenize(size, self._text_ids, req.prompt)
         self.check_prompt(ids, "prompt")
         return self._respond(arrival, Reply(self.model_id, chat=False), ids, req.sampling.kwargs(),
                              req.stream, req.include_usage)

@@ -74,6 +74,7 @@ class Reply:
         self.chat = chat
         self.id = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex
         self.created = int(time.time())
+        self._frames: dict[bool, tuple[bytes, bytes]] = {}
 
     def _base(self, stream: bool) -> dict[str, Any]:
         kind = ("chat.completion.chunk" if stream else "chat.completion") if self.chat else "text_completion"
@@ -102,6 +103,17 @@ class Reply:
         if include_usage:
             obj["usage"] = None
         return obj
+
+    def delta_event(self, text: str, include_usage: bool = False) -> bytes:
+        """``sse(self.chunk(text, include_usage=include_usage))``, from a framing rendered once
+        per reply (the per-token path of a stream)."""
+        frame = self._frames.get(include_usage)
+        if frame is None:
+            mark = "\x00"
+            event = sse(self.chunk(mark, include_usage=include_usage))
+            head, _, tail = event.partition(dumps(mark))
+            frame = self._frames[include_usage] = (head, tail)
+        return frame[0] + dumps(text) + frame[1]
 
     def usage_chunk(self, metrics: Metrics) -> dict[str, Any]:
         """The chunk ``stream_options.include_usage`` asks for: no choices, the usage."""

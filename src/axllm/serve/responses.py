@@ -173,7 +173,7 @@ def stream_reply(engine: Engine, reply: Reply, ids: list[int], kwargs: dict[str,
             try:
                 while True:
                     if chunk.text:
-                        events.append(sse(reply.chunk(chunk.text, include_usage=include_usage)))
+                        events.append(reply.delta_event(chunk.text, include_usage))
                     if chunk.finish_reason is not None:
                         break
                     await send({"type": "http.response.body", "body": b"".join(events), "more_body": True})

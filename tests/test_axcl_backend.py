@@ -1,0 +1,290 @@
+"""The AXCL backend through the test-only stand-in of libaxcl_rt.so (same symbols; emulated cards
+whose device memory is host memory tagged with its card; contexts bound per thread; each
+.axmodel runs on the CPU engine; every call goes to a ledger with its thread and whether that
+thread held a context for the right card): greedy generation on 1 and 2 cards equals the CPU
+backend token for token; device memory is freed exactly once at close, at exit and on SIGTERM; no
+AXCL call comes from a thread without its card's context; K/V rows never cross the host during
+decode; nothing is allocated per token; missing libraries, missing symbols and failing calls
+raise typed errors naming them. Each scenario runs in its own process."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+
+import pytest
+
+pytest.importorskip("transformers")
+
+from helpers.tiny_models import TinyConfig, make_model, save_model  # noqa: E402
+from helpers.tiny_tokenizer import write_tiny_tokenizer  # noqa: E402
+
+from axllm.build import BuildOptions, build  # noqa: E402
+
+PROMPT = [(7 * i + 3) % 250 for i in range(19)]
+FIRST_ID = 129  # the stand-in's first device id (cards report bus numbers, not ordinals)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """A 3-layer host build and the same model as ".axmodel" stand-in files."""
+    root = tmp_path_factory.mktemp("axcl")
+    hf = save_model(make_model(TinyConfig("llama", num_heads=4, num_kv_heads=2, num_layers=3, vocab_size=300,
+                                          seed=71)), root / "hf")
+    write_tiny_tokenizer(hf)
+    host = build(hf, root / "host", BuildOptions(prefill_len=8, kv_cache_len=64, last_kv_cache_len=[8, 16],
+                                                  hidden_state_type="bf16", weight_type="bf16"))
+    npu = root / "npu"
+    npu.mkdir()
+    for f in host.iterdir():
+        if f.suffix == ".cpumodel":
+            (npu / f.with_suffix(".axmodel").name).write_text(f"axllm-standin-axmodel\n{f.resolve()}\n")
+        elif f.name != "config.json":
+            shutil.copy(f, npu / f.name)
+    return host, npu
+
+
+def run_py(code: str, env_extra: dict, timeout: float = 180) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AXLLM_AX", "AXLLM_STANDIN", "AXLLM_DEVICES"))}
+    env.update(env_extra)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def axcl_env(cpp_build, ledger=None, **extra):
+    env = {"AXLLM_AXCL_LIB_DIR": str(cpp_build / "axcl_standin")}
+    if ledger is not None:
+        env["AXLLM_STANDIN_LEDGER"] = str(ledger)
+    env.update(extra)
+    return env
+
+
+def parse(ledger):
+    """Ledger lines as (name, {field: value}, tid)."""
+    out = []
+    for line in ledger.read_text().splitlines() if ledger.exists() else []:
+        event, tid = line.rsplit(" tid=", 1)
+        parts = event.split()
+        fields = dict(p.split("=", 1) for p in parts[1:] if "=" in p)
+        out.append((parts[0], fields, tid, parts[1:]))
+    return out
+
+
+def greedy_code(model_dir, backend, n=20, devices=None):
+    dev = f", devices={devices!r}" if devices is not None else ""
+    return f"""
+import json, axllm
+llm = axllm.LLM({str(model_dir)!r}, backend={backend!r}{dev})
+out = llm.generate({PROMPT!r}, max_new_tokens={n}, temperature=0)
+print(json.dumps({{"ids": out.token_ids, "backend": llm.backend, "geometry": llm._core.geometry}}))
+"""
+
+
+@pytest.mark.parametrize("cards", [1, 2])
+def test_greedy_through_axcl_equals_cpu(models, cpp_build, tmp_path, cards):
+    host, npu = models
+    ledger = tmp_path / "ledger.txt"
+    cpu = run_py(greedy_code(host, "cpu"), {})
+    if cards == 1:  # "auto" picks AXCL when the library loads and lists a card; AXLLM_DEVICES picks it
+        r = run_py(greedy_code(npu, "auto"), axcl_env(cpp_build, ledger, AXLLM_DEVICES="1"))
+    else:
+        r = run_py(greedy_code(npu, "axcl", devices=[0, 1]), axcl_env(cpp_build, ledger))
+    assert cpu.returncode == 0, cpu.stderr
+    assert r.returncode == 0, r.stderr
+    a, b = json.loads(cpu.stdout), json.loads(r.stdout)
+    assert b["backend"] == "axcl"
+    assert a["ids"] == b["ids"] and len(a["ids"]) == 20
+
+    events = parse(ledger)
+    names = [e[0] for e in events]
+    assert names.count("axclInit") == 1 and names.count("axclFinalize") == 1
+    assert not any(n.endswith("-invalid") or n.endswith("-failed") for n in names), \
+        [e for e in events if e[0].endswith(("-invalid", "-failed"))]
+
+    # Contexts: every device call made with a current context for its card, each card's calls
+    # from one thread (its worker), never from the thread that initialised AXCL.
+    init_tid = events[names.index("axclInit")][2]
+    assert all(f.get("ctx") in ("ok", "n/a") for _, f, _, _ in events), \
+        [e for e in events if e[1].get("ctx") not in ("ok", "n/a")][:5]
+    tids = defaultdict(set)
+    for n, f, tid, _ in events:
+        if f.get("ctx") == "ok":
+            tids[f["dev"]].add(tid)
+    expected = {str(FIRST_ID + 1)} if cards == 1 else {str(FIRST_ID), str(FIRST_ID + 1)}
+    assert set(tids) == expected
+    assert all(len(t) == 1 for t in tids.values()), tids
+    assert init_tid not in set().union(*tids.values())
+    if cards == 2:
+        assert tids[str(FIRST_ID)] != tids[str(FIRST_ID + 1)]
+
+    # Placement: 3 layers on 2 cards -> layers 0,1 on the first card, layer 2 and post on the last.
+    loads = {e[3][-1].rsplit("/", 1)[-1]: e[1]["dev"] for e in events if e[0] == "model"}
+    if cards == 2:
+        assert [loads[f"llama_p8_l{i}_together.axmodel"] for i in range(3)] == \
+            [str(FIRST_ID), str(FIRST_ID), str(FIRST_ID + 1)]
+        assert loads["llama_post.axmodel"] == str(FIRST_ID + 1)
+        runs = Counter(e[1]["dev"] for e in events if e[0] == "axclrtEngineExecute")
+        assert runs[str(FIRST_ID)] > 0 and runs[str(FIRST_ID + 1)] > 0
+    else:
+        assert set(loads.values()) == {str(FIRST_ID + 1)}
+
+    # Device memory: every block freed exactly once (at exit here), before axclFinalize.
+    allocs = Counter(f["ptr"] for n, f, _, _ in events if n == "axclrtMalloc")
+    frees = Counter(f["ptr"] for n, f, _, _ in events if n == "axclrtFree")
+    assert allocs and all(v == 1 for v in allocs.values())
+    assert frees == allocs
+    fin = names.index("axclFinalize")
+    assert events[fin][1]["live"] == "0"
+    assert max(i for i, n in enumerate(names) if n == "axclrtFree") < fin
+
+    # Decode: no allocation, and no K/V-sized host<->device copy (rows are written in place).
+    g = b["geometry"]
+    esz = 2 if g["io_dtype"] in ("bf16", "fp16") else 4
+    row = g["kv_dim"] * esz
+    rows = max([g["kv_len"], *g["history_capacity"]]) + g["prefill_len"]
+    kv_sizes = {row, g["kv_len"] * row, rows * row, g["prefill_len"] * row}
+    first_decode = next(i for i, (n, f, _, _) in enumerate(events) if n == "axclrtEngineExecute" and f["g"] == "0")
+    decode = events[first_decode:fin]
+    assert not any(n == "axclrtMalloc" for n, _, _, _ in decode), "allocation per token"
+    copies = [(f["kind"], int(f["size"])) for n, f, _, _ in decode if n == "axclrtMemcpy"]
+    assert copies
+    bad = [c for c in copies if c[0] in ("H2D", "D2H") and c[1] in kv_sizes]
+    assert not bad, f"K/V-sized blocks through the host during decode: {bad[:5]}"
+    if cards == 2:
+        # The hidden state crosses cards through the host (D2H then H2D), hidden-sized.
+        assert any(k == "D2H" and s == g["hidden"] * esz for k, s in copies)
+
+
+def test_close_frees_every_buffer_once(models, cpp_build, tmp_path):
+    host, npu = models
+    ledger = tmp_path / "ledger.txt"
+    code = greedy_code(npu, "axcl", 3, devices=[0, 1]) + f"""
+import gc
+del llm, out
+gc.collect()
+lines = open({str(ledger)!r}).read().splitlines()
+print(json.dumps([sum(l.startswith("axclrtMalloc ") for l in lines), sum(l.startswith("axclrtFree ") for l in lines)]))
+"""
+    r = run_py(code, axcl_env(cpp_build, ledger))
+    assert r.returncode == 0, r.stderr
+    n_alloc, n_free_at_close = json.loads(r.stdout.splitlines()[-1])
+    assert n_alloc > 0 and n_free_at_close == n_alloc, "closing the LLM frees its device memory, before exit"
+    events = parse(ledger)
+    allocs = sorted(f["ptr"] for n, f, _, _ in events if n == "axclrtMalloc")
+    frees = sorted(f["ptr"] for n, f, _, _ in events if n == "axclrtFree")
+    assert allocs == frees, "and exit frees nothing twice"
+    loads = [e for e in events if e[0] == "model"]
+    unloads = [e for e in events if e[0] == "axclrtEngineUnload"]
+    assert len(loads) == len(unloads) == 4
+    assert all(f.get("ctx") in ("ok", "n/a") for _, f, _, _ in events)
+
+
+def test_sigterm_frees_device_memory(models, cpp_build, tmp_path):
+    host, npu = models
+    ledger = tmp_path / "ledger.txt"
+    code = f"""
+import axllm
+llm = axllm.LLM({str(npu)!r}, backend="axcl", devices=[0, 1])
+print("READY", flush=True)
+while True:
+    llm.generate({PROMPT!r}, max_new_tokens=40, temperature=1.0, seed=1)
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AXLLM_AX", "AXLLM_STANDIN"))}
+    env.update(axcl_env(cpp_build, ledger))
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert p.stdout.readline().strip() == "READY", p.stderr.read()
+    time.sleep(0.5)
+    p.send_signal(signal.SIGTERM)
+    p.wait(30)
+    assert p.returncode == -signal.SIGTERM
+    events = parse(ledger)
+    allocs = Counter(f["ptr"] for n, f, _, _ in events if n == "axclrtMalloc")
+    frees = Counter(f["ptr"] for n, f, _, _ in events if n == "axclrtFree")
+    assert allocs and frees == allocs, "SIGTERM must free every device block exactly once"
+    assert all(f.get("ctx") in ("ok", "n/a") for _, f, _, _ in events), "frees on SIGTERM take the card's context"
+    assert any(e[0] == "axclrtEngineExecute" for e in events)
+
+
+def test_missing_library(models, tmp_path):
+    host, npu = models
+    r = run_py(greedy_code(npu, "axcl", 1), {"AXLLM_AXCL_LIB_DIR": str(tmp_path)})
+    assert r.returncode != 0
+    assert "ModelLoadError" in r.stderr and "libaxcl_rt.so" in r.stderr and str(tmp_path) in r.stderr
+    assert "/usr/lib/axcl" in r.stderr
+
+
+def test_missing_symbol(models, cpp_build):
+    host, npu = models
+    r = run_py(greedy_code(npu, "axcl", 1), {"AXLLM_AXCL_LIB_DIR": str(cpp_build / "axcl_standin_partial")})
+    assert r.returncode != 0
+    assert "libaxcl_rt.so has no symbol axclrtEngineExecute" in r.stderr
+
+
+def test_failing_vendor_call_is_a_typed_error(models, cpp_build):
+    host, npu = models
+    code = f"""
+import axllm
+llm = axllm.LLM({str(npu)!r}, backend="axcl")
+try:
+    llm.generate({PROMPT!r}, max_new_tokens=3, temperature=0)
+except axllm.EngineError as e:
+    print(e.function, hex(e.code & 0xffffffff), str(e))
+"""
+    r = run_py(code, axcl_env(cpp_build, AXLLM_STANDIN_FAIL="axclrtEngineExecute"))
+    assert r.returncode == 0, r.stderr
+    function, code_hex, message = r.stdout.split(" ", 2)
+    assert function == "axclrtEngineExecute" and code_hex == "0x80060001"
+    assert "failed with 0x80060001" in message
+
+
+def test_failing_init_names_the_call(models, cpp_build):
+    host, npu = models
+    r = run_py(greedy_code(npu, "axcl", 1), axcl_env(cpp_build, AXLLM_STANDIN_FAIL="axclrtSetDevice"))
+    assert r.returncode != 0
+    assert "axclrtSetDevice failed with 0x80060001" in r.stderr
+
+
+def test_versioned_library_and_device_checks(models, cpp_build):
+    host, npu = models
+    env = {"AXLLM_AXCL_LIB_DIR": str(cpp_build / "axcl_standin_versioned")}
+    r = run_py(greedy_code(npu, "axcl", 2), env)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["backend"] == "axcl"
+    r = run_py(greedy_code(npu, "axcl", 1, devices=[5]), env)
+    assert r.returncode != 0 and "ValueError" in r.stderr and "AXCL card 5 does not exist" in r.stderr
+    r = run_py(greedy_code(npu, "ax", 1, devices=[0]), env)
+    assert r.returncode != 0 and "ValueError" in r.stderr
+
+
+def test_auto_without_cards_falls_back_to_ax(models, cpp_build):
+    host, npu = models
+    env = axcl_env(cpp_build, AXLLM_STANDIN_DEVICES="0", AXLLM_AX_LIB_DIR=str(cpp_build / "standin"))
+    r = run_py(greedy_code(npu, "auto", 2), env)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["backend"] == "ax"
+    r = run_py(greedy_code(npu, "axcl", 1), env)
+    assert r.returncode != 0 and "no AXCL card" in r.stderr
+
+
+def test_inference_session_on_axmodel(models, cpp_build):
+    host, npu = models
+    code = f"""
+import numpy as np, axllm
+s = axllm.InferenceSession({str(npu / 'llama_p8_l0_together.axmodel')!r})
+c = axllm.InferenceSession({str(host / 'llama_p8_l0_together.cpumodel')!r})
+assert s.num_groups == c.num_groups == 4
+feed = {{i.name: np.ones(i.shape, i.dtype) for i in s.get_inputs(1)}}
+a = s.run(None, feed, shape_group=1)
+b = c.run(None, feed, shape_group=1)
+assert all(np.array_equal(x, y) for x, y in zip(a, b))
+print("OK")
+"""
+    ledger_env = axcl_env(cpp_build)
+    r = run_py(code, ledger_env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("OK")
