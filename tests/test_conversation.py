@@ -19,7 +19,7 @@ from helpers.tiny_tokenizer import write_tiny_tokenizer  # noqa: E402
 import axllm  # noqa: E402
 from axllm.build import BuildOptions, build  # noqa: E402
 
-BUILDS = {"2-group": [], "ctx": [16, 32, 64]}
+BUILDS = {"2-group": [], "ctx": [16, 32, 64, 128]}
 
 
 @pytest.fixture(scope="module")
