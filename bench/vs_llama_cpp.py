@@ -22,7 +22,9 @@ perf counters (engine-only time) are reported next to them. llama.cpp runs in a 
 (``--llama-python``, default this interpreter) that answers JSON requests on a pipe; the
 engines take turns (axllm, llama.cpp, axllm, ...) for ``--runs`` rounds after a warm-up round,
 and the medians are reported, so machine noise hits both. The load average is printed at the
-start and end; on a shared machine, numbers taken under load are not comparable.
+start and end, and a warning when an engine's runs of one measurement spread by more than 20%;
+numbers taken while another process uses the cores are not comparable (two-thread engines on
+two cores slow down several-fold when a third busy thread competes).
 
 Target: axllm decode tok/s >= 0.8x llama.cpp's.
 
@@ -62,6 +64,7 @@ LLAMA_INSTALL = 'CMAKE_ARGS="-DGGML_NATIVE=ON -DGGML_BLAS=OFF" pip install llama
 BUILD_OPTIONS = {"prefill_len": 128, "kv_cache_len": 1023, "last_kv_cache_len": [128, 256, 384, 512]}
 N_CTX = 1024
 N_BATCH = 512
+NOISY_SPREAD = 0.8
 
 
 def _median(xs: list[float]) -> float:
@@ -308,7 +311,18 @@ def correctness(ax: AxllmEngine, ll: LlamaClient, eos: list[int], prompts: dict[
     return result
 
 
+def check_llama_cpp(python: str) -> None:
+    """Exit with the install command unless ``python`` can import ``llama_cpp`` (checked before
+    the minutes-long model preparation)."""
+    probe = subprocess.run([python, "-c", "import llama_cpp"], capture_output=True, text=True,
+                           check=False)
+    if probe.returncode != 0:
+        raise SystemExit(f"cannot import llama_cpp in {python}: {probe.stderr.strip()[-300:]}\n"
+                         f"Install llama.cpp's Python binding for that interpreter:\n  {LLAMA_INSTALL}")
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    check_llama_cpp(args.llama_python)
     os.environ["AXLLM_NUM_THREADS"] = str(args.threads)
     import axllm
 
@@ -398,6 +412,12 @@ def report(res: dict[str, Any]) -> None:
     target = ax["decode_tok_per_s"] / ll["decode_tok_per_s"] if ll["decode_tok_per_s"] else 0.0
     print(f"target axllm decode >= 0.8x llama.cpp: {'met' if target >= 0.8 else 'NOT met'} "
           f"({target:.2f}x)")
+    noisy = [f"{engine} {key}" for engine, r in (("axllm", ax), ("llama.cpp", ll))
+             for key, runs in r.items() if key.endswith("_runs_tok_per_s")
+             and min(runs) < NOISY_SPREAD * max(runs)]
+    if noisy:
+        print(f"WARNING: noisy measurement (slowest run < {NOISY_SPREAD:.0%} of fastest: "
+              f"{', '.join(noisy)}); another process was probably using the cores, rerun idle")
     c = res["correctness"]
     print(f"\nFrance, axllm:     {c['france_axllm']!r}")
     print(f"France, llama.cpp: {c['france_llama_cpp']!r}")

@@ -266,3 +266,10 @@ def test_sampling_defaults_from_generation_config(built, tmp_path):
     gen["do_sample"] = False
     (d / "generation_config.json").write_text(json.dumps(gen))
     assert axllm.LLM(d).default_sampling == {"mode": "hf", "temperature": 0.0, "repetition_penalty": 1.05}
+
+
+def test_huge_max_new_tokens_is_capped_not_a_crash(llm):
+    out = llm.generate("x", max_new_tokens=2**40, temperature=0)
+    assert out.finish_reason in ("context_full", "stop")
+    with pytest.raises(TypeError, match="max_new_tokens"):
+        llm.generate("x", max_new_tokens=2.5)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import queue
+import random
 import re
 import signal
 import socket
@@ -58,7 +59,7 @@ class ServerThread:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", lifespan="off"))
+        self.server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
                                        daemon=True)
 
@@ -107,17 +108,18 @@ class SlowLLM:
     def __getattr__(self, name):
         return getattr(self._llm, name)
 
-    def astream(self, prompt, **kwargs):
-        async def chunks():
-            inner = self._llm.astream(prompt, **kwargs)
+    def generate(self, prompt, **kwargs):
+        inner = self._llm.generate(prompt, **kwargs)
+
+        def chunks():
             try:
-                async for chunk in inner:
-                    await asyncio.sleep(self._pause)
+                for chunk in inner:
+                    time.sleep(self._pause)
                     yield chunk
             finally:
-                await inner.aclose()
+                inner.close()
 
-        return chunks()
+        return chunks() if kwargs.get("stream") else inner
 
 
 def user(text: str) -> list[dict]:
@@ -191,7 +193,7 @@ def test_chat_equals_llm_chat_streamed_or_not(srv, client, llm):
     assert got.usage.prompt_tokens == len(ids) == want.metrics.prompt_tokens
     assert got.usage.completion_tokens == want.metrics.generated_tokens
     assert got.usage.total_tokens == len(ids) + want.metrics.generated_tokens
-    assert got.usage.prompt_tokens_details.cached_tokens == len(ids) - 1
+    assert got.usage.prompt_tokens_details.cached_tokens in (0, len(ids) - 1)  # the engine may prefill afresh
     ext = extra(got)
     assert ext["ttft_ms"] > 0 and ext["decode_tokens_per_s"] > 0 and ext["finish_reason"] == want.finish_reason
 
@@ -266,8 +268,10 @@ def test_kv_slots_restore_the_conversation_sharing_the_longest_prefix(llm):
         text, chunks = stream_chat(c, a, max_tokens=10, temperature=0,
                                    stream_options={"include_usage": True})
         cached = chunks[-1].usage.prompt_tokens_details.cached_tokens
-        assert cached >= first.usage.prompt_tokens
-        assert extra(chunks[-2])["restored_tokens"] == cached + 1 or extra(chunks[-2])["restored_tokens"] >= cached
+        assert first.usage.prompt_tokens <= cached <= extra(chunks[-2])["restored_tokens"]
+        ids_a, ids_b = (llm.tokenize(llm.apply_chat_template(m), add_special_tokens=False) for m in (a, b))
+        shared_with_b = next(i for i, (x, y) in enumerate(zip(ids_a, ids_b)) if x != y)
+        assert cached > shared_with_b + 10
         want = llm.chat(a, max_new_tokens=10, temperature=0)
         assert text == want.text
         h = s.wait_idle()
@@ -293,24 +297,51 @@ def test_20_concurrent_streams_equal_their_sequential_runs(srv, client):
     assert h["requests"]["failed"] == 0 and h["requests"]["rejected"] == 0
 
 
-def test_closing_a_stream_after_3_chunks_frees_the_engine(srv, client, llm):
+def test_closing_a_stream_after_3_chunks_frees_the_engine(llm):
     n = 460
     messages = user("tell me a long story")
     prompt_len = len(llm.tokenize(llm.apply_chat_template(messages), add_special_tokens=False))
-    before = srv.health()["requests"]["cancelled"]
-    stream = client.chat.completions.create(model="m", messages=messages, max_tokens=n, temperature=0,
-                                            stream=True)
-    for i, _ in enumerate(stream):
-        if i == 3:
-            break
-    stream.close()
-    h = srv.wait_idle()
-    assert h["requests"]["cancelled"] == before + 1
-    generated = len(llm.cached_tokens) - prompt_len
-    assert generated < n // 2, generated
-    t0 = time.perf_counter()
-    got = client.chat.completions.create(model="m", messages=user("next"), max_tokens=1, temperature=0)
-    assert extra(got)["queue_ms"] < 50 and (time.perf_counter() - t0) < 2.0
+    with ServerThread(SlowLLM(llm, 0.002), ServeConfig()) as s:  # >= 2 ms a token: >= 0.9 s in all
+        c = s.client()
+        stream = c.chat.completions.create(model="m", messages=messages, max_tokens=n, temperature=0,
+                                           stream=True)
+        for i, _ in enumerate(stream):
+            if i == 3:
+                break
+        stream.close()
+        h = s.wait_idle()
+        assert h["requests"]["cancelled"] == 1 and h["requests"]["completed"] == 0
+        generated = len(llm.cached_tokens) - prompt_len
+        assert generated < 100, generated
+        t0 = time.perf_counter()
+        got = c.chat.completions.create(model="m", messages=user("next"), max_tokens=1, temperature=0)
+        assert extra(got)["queue_ms"] < 50 and (time.perf_counter() - t0) < 2.0
+        assert got.choices[0].message.content == llm.chat(user("next"), max_new_tokens=1, temperature=0).text
+
+
+def test_a_reader_that_stops_reading_does_not_hold_the_model(llm):
+    from axllm.serve.engine import Engine, RunInfo
+
+    ids = llm.tokenize(llm.apply_chat_template(user("slow reader")), add_special_tokens=False)
+    other = llm.tokenize(llm.apply_chat_template(user("next one")), add_special_tokens=False)
+    want = llm.generate(other, max_new_tokens=5, temperature=0).text
+
+    async def main():
+        engine = Engine(llm, max_queue=4, kv_slots=1)
+        try:
+            stalled = engine.generate(ids, {"max_new_tokens": 200, "temperature": 0}, RunInfo())
+            await stalled.__anext__()  # then reads nothing more
+            got = [c.text async for c in engine.generate(other, {"max_new_tokens": 5, "temperature": 0},
+                                                         RunInfo())]
+            assert "".join(got) == want
+            assert engine.counts["completed"] == 2 and not engine.busy and len(engine.slots) == 1
+            rest = [c async for c in stalled]
+            assert rest[-1].finish_reason == "length"
+            await stalled.aclose()
+        finally:
+            engine.close()
+
+    asyncio.run(main())
 
 
 def test_bad_api_key_and_missing_key(srv, client):
@@ -343,6 +374,8 @@ def test_bad_api_key_and_missing_key(srv, client):
      "unknown_parameter"),
     ({"messages": []}, "messages", "invalid_value"),
     ({"stream_options": {"include_usage": "yes"}}, "stream_options.include_usage", "invalid_type"),
+    ({"max_tokens": 2**40}, "max_tokens", "invalid_value"),
+    ({"temperature": 1e300}, "temperature", "invalid_value"),
 ])
 def test_bad_fields_get_400_and_the_server_keeps_serving(client, kwargs, param, code):
     args = {"model": "m", "messages": user("hi"), "max_tokens": 2, **kwargs}
@@ -362,6 +395,7 @@ def test_bad_fields_get_400_and_the_server_keeps_serving(client, kwargs, param, 
     (b'["not", "an", "object"]', 400, "invalid_json"),
     (b'{"model": "m"}', 400, "missing_required_parameter"),
     (b"", 400, "invalid_json"),
+    (b'{"messages": [{"role": "user", "content": "\\ud800"}]}', 400, "invalid_value"),
     (b'{"messages": "' + b"a" * (70 << 10) + b'"}', 413, "request_too_large"),
 ])
 def test_malformed_and_huge_bodies(srv, client, body, status, code):
@@ -371,6 +405,32 @@ def test_malformed_and_huge_bodies(srv, client, body, status, code):
     assert set(r.json()["error"]) == {"message", "type", "param", "code"}
     assert r.json()["error"]["code"] == code
     assert client.chat.completions.create(model="m", messages=user("hi"), max_tokens=2).usage.completion_tokens == 2
+
+
+def test_fuzzed_fields_never_crash_the_server(srv, llm):
+    rng = random.Random(7)
+    values = [None, True, False, 0, 1, -1, 2, 0.5, -0.5, 1e300, -1e300, 2**31, 2**64, 2**70, "", "x",
+              "\ud800", [], ["a"], [1, 2], {}, {"type": "text"}, {"a": {"b": [None]}}, [[1]], "\x00" * 3]
+    fields = ["max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k", "min_p", "seed",
+              "presence_penalty", "frequency_penalty", "repetition_penalty", "stop", "n", "stream",
+              "stream_options", "logprobs", "response_format", "tools", "tool_choice", "user",
+              "messages", "model", "prompt"]
+    statuses = set()
+    for i in range(80):
+        path = "/v1/chat/completions" if i % 2 else "/v1/completions"
+        body = {"messages": user("fuzz")} if i % 2 else {"prompt": "fuzz"}
+        body["max_tokens"] = 4
+        for name in rng.sample(fields, rng.randint(1, 3)):
+            body[name] = rng.choice(values)
+        r = httpx.post(srv.url + path, content=json.dumps(body), timeout=60,
+                       headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"})
+        statuses.add(r.status_code)
+        assert r.status_code in (200, 400), (body, r.status_code, r.text)
+        if r.status_code == 400:
+            assert set(r.json()["error"]) == {"message", "type", "param", "code"}
+    assert statuses == {200, 400}
+    h = srv.wait_idle()
+    assert h["requests"]["failed"] == 0
 
 
 def test_huge_body_through_the_client_and_chunked(srv, client):
@@ -536,9 +596,9 @@ def test_real_chat_equals_llm_chat_and_continues_with_cached_tokens(qwen):
 def test_real_concurrent_streams_equal_their_sequential_runs(qwen):
     llm, s = qwen
     c = s.client()
-    prompts = [user(f"Client {i}: name a color.") for i in range(3)]
+    prompts = [user(f"Client {i}: name a color.") for i in range(20)]
     sequential = [stream_chat(c, p, max_tokens=4, temperature=0)[0] for p in prompts]
-    with ThreadPoolExecutor(3) as pool:
+    with ThreadPoolExecutor(20) as pool:
         got = list(pool.map(lambda p: stream_chat(c, p, max_tokens=4, temperature=0)[0], prompts))
     assert got == sequential
 
@@ -547,8 +607,10 @@ def test_real_concurrent_streams_equal_their_sequential_runs(qwen):
 def test_real_closing_a_stream_after_3_chunks_frees_the_engine(qwen):
     llm, s = qwen
     c = s.client()
-    stream = c.chat.completions.create(model="m", messages=user("Write a long essay about the sea."),
-                                       max_tokens=400, temperature=0, stream=True)
+    messages = user("Write a long essay about the sea.")
+    prompt_len = len(llm.tokenize(llm.apply_chat_template(messages), add_special_tokens=False))
+    stream = c.chat.completions.create(model="m", messages=messages, max_tokens=400, temperature=0,
+                                       stream=True)
     for i, _ in enumerate(stream):
         if i == 3:
             break
@@ -556,8 +618,9 @@ def test_real_closing_a_stream_after_3_chunks_frees_the_engine(qwen):
     stream.close()
     s.wait_idle()
     freed_s = time.perf_counter() - t0
+    assert len(llm.cached_tokens) - prompt_len < 40
     t0 = time.perf_counter()
     got = c.chat.completions.create(model="m", messages=FRANCE, max_tokens=1, temperature=0)
-    first_token_s = time.perf_counter() - t0
+    latency_s = time.perf_counter() - t0
     assert freed_s < 2.0 and extra(got)["queue_ms"] < 50
-    assert first_token_s < 2.0 + extra(got)["ttft_ms"] / 1000
+    assert latency_s - extra(got)["ttft_ms"] / 1000 < 1.0

@@ -335,13 +335,19 @@ class LLM:
             sampling = dict(self._default_sampling)
         if args.get("seed") is not None:
             sampling["seed"] = int(args["seed"])
-        if args.get("max_new_tokens") is not None and args["max_new_tokens"] < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {args['max_new_tokens']}")
+        n = args.get("max_new_tokens")
+        if n is not None:
+            if isinstance(n, bool) or not isinstance(n, int):
+                raise TypeError(f"max_new_tokens must be an int, got {type(n).__name__}")
+            if n < 1:
+                raise ValueError(f"max_new_tokens must be >= 1, got {n}")
         return sampling
 
     def _stream(self, ids: list[int], max_new_tokens: Optional[int], sampling: dict,
                 stops: list[str]) -> Iterator[Chunk]:
-        return self._chunks(ids, -1 if max_new_tokens is None else int(max_new_tokens), sampling, stops)
+        # Past the context nothing more can be generated; this also keeps the value in int32.
+        limit = -1 if max_new_tokens is None else min(int(max_new_tokens), self.context_length + 1)
+        return self._chunks(ids, limit, sampling, stops)
 
     def _acquire(self) -> _Lease:
         """Waits for the model in arrival order. A stream still open on this same thread is

@@ -35,7 +35,9 @@ Generation::Generation(std::shared_ptr<Llm> llm, std::vector<int32_t> prompt,
       serial_(serial),
       cancel_(std::move(cancel)) {
   metrics_.prompt_tokens = static_cast<int64_t>(prompt_.size());
-  if (options_.max_new_tokens > 0) generated_.reserve(static_cast<size_t>(options_.max_new_tokens));
+  // Never more tokens than the context can hold, whatever max_new_tokens says.
+  const int64_t cap = llm_->geometry().kv_len + 1;
+  generated_.reserve(static_cast<size_t>(options_.max_new_tokens > 0 ? std::min<int64_t>(options_.max_new_tokens, cap) : cap));
 }
 
 bool Generation::is_eos(int32_t token) const {

@@ -10,8 +10,8 @@ One model, one engine: requests run one at a time in arrival order; a client tha
 cancels its generation at once. Modules: ``app`` (routes, limits), ``params`` (request fields and
 the unknown-field policy), ``protocol`` (response objects, usage, the ``axllm`` extension field),
 ``responses`` (streaming, disconnect and timeout handling), ``engine`` (the queue, KV slots),
-``slots`` (KV snapshots of recent conversations), ``errors`` (status codes and error shape),
-``config`` (limits).
+``worker`` (the one thread that touches the model), ``slots`` (KV snapshots of recent
+conversations), ``errors`` (status codes and error shape), ``config`` (limits).
 """
 
 from __future__ import annotations

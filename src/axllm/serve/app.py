@@ -9,11 +9,13 @@ JSON syntax and fields (400), prompt length (400 ``context_length_exceeded``), q
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import json
 import logging
 import time
-from typing import Any, Callable, Optional, TypeVar, Union
+from typing import Any, AsyncContextManager, AsyncIterator, Callable, Optional, TypeVar, Union
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -24,7 +26,7 @@ from starlette.routing import Route
 from axllm.errors import TemplateError
 from axllm.llm import LLM
 from axllm.serve.config import DEFAULT_COMPLETIONS_MAX_TOKENS, ServeConfig
-from axllm.serve.engine import Engine, in_thread
+from axllm.serve.engine import Engine
 from axllm.serve.errors import (
     APIError,
     BadRequest,
@@ -52,7 +54,7 @@ async def _tokenize(body_bytes: int, fn: Callable[[T], list[int]], arg: T) -> li
     tokenization), on a worker thread for larger ones so the loop keeps serving streams."""
     if body_bytes <= INLINE_TOKENIZE_BYTES:
         return fn(arg)
-    return await in_thread(fn, arg)
+    return await asyncio.get_running_loop().run_in_executor(None, fn, arg)
 
 
 class Server:
@@ -136,6 +138,10 @@ class Server:
 
     def _respond(self, arrival: float, reply: Reply, ids: list[int], kwargs: dict[str, Any],
                  stream: bool, include_usage: bool) -> GenerationResponse:
+        """The generation's response; ``max_new_tokens`` is capped at the context length (a
+        generation ends there anyway, with finish reason ``length``)."""
+        kwargs = {**kwargs, "max_new_tokens": min(kwargs.get("max_new_tokens") or self.context_length,
+                                                  self.context_length)}
         timeout = self.config.request_timeout
         produce = (stream_reply(self.engine, reply, ids, kwargs, include_usage) if stream
                    else whole_reply(self.engine, reply, ids, kwargs))
@@ -221,9 +227,21 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
                                          code="internal_error"))
 
 
+def _lifespan(server: Server) -> Callable[[Starlette], AsyncContextManager[None]]:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            server.engine.close()
+
+    return lifespan
+
+
 def create_app(llm: LLM, config: Optional[ServeConfig] = None) -> Starlette:
     """The ASGI application serving ``llm`` with ``config``; ``app.state.server`` is its
-    ``Server``. The application must be served by one event loop (one uvicorn worker)."""
+    ``Server``. The application must be served by one event loop (one uvicorn worker); its
+    lifespan shutdown ends the model thread."""
     server = Server(llm, config or ServeConfig())
     routes = [
         Route("/v1/chat/completions", server.chat_completions, methods=["POST"]),
@@ -233,6 +251,7 @@ def create_app(llm: LLM, config: Optional[ServeConfig] = None) -> Starlette:
         Route("/health", server.health, methods=["GET"]),
     ]
     app = Starlette(routes=routes, exception_handlers={
-        APIError: _api_error, HTTPException: _http_error, Exception: _internal_error})
+        APIError: _api_error, HTTPException: _http_error, Exception: _internal_error},
+        lifespan=_lifespan(server))
     app.state.server = server
     return app

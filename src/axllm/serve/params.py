@@ -7,8 +7,10 @@ Field policy (what the server does with each top-level field of a request):
   ``presence_penalty``, ``frequency_penalty``, ``seed``, ``stop`` (a string or a list of up to 16
   non-empty strings), ``n`` (1 only), ``stream``, ``stream_options.include_usage``; and the
   extensions ``top_k``, ``min_p``, ``repetition_penalty``. Ranges are the engine's: temperature
-  >= 0 (0 is greedy), top_p in (0, 1], min_p in [0, 1], top_k >= 0, repetition_penalty > 0,
-  seed in [0, 2**64), max tokens >= 1. Sampling fields left out (or null) fall back to the
+  >= 0 (0 is greedy), top_p in (0, 1], min_p in [0, 1], top_k in [0, 2**31), repetition_penalty
+  > 0, presence and frequency penalties finite, all as 32-bit floats; seed in [0, 2**64), max
+  tokens in [1, 2**31) (the server then caps them at the context length). Text must be valid
+  Unicode (no lone surrogates). Sampling fields left out (or null) fall back to the
   model's own defaults, as ``axllm.LLM`` does; ``/v1/completions`` defaults ``max_tokens`` to 16
   like OpenAI's API, chat completions run until a stop, EOS or the end of the context.
 * Accepted and ignored: the rest of OpenAI's request schema that has no effect on a local text
@@ -31,6 +33,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional, Union
+
+import numpy as np
 
 from axllm.serve.errors import BadRequest
 
@@ -109,13 +113,18 @@ def _wrong_type(name: str, want: str, value: Any) -> BadRequest:
 
 
 def _number(rule: str, check: Callable[[float], bool]) -> Callable[[str, Any], Optional[float]]:
+    """A number checked as the engine will hold it (a float32: finite, and ``check`` holding for the
+    rounded value)."""
+
     def parse(name: str, value: Any) -> Optional[float]:
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise _wrong_type(name, "a number", value)
-        if not math.isfinite(value) or not check(value):
-            raise BadRequest(f"'{name}' must be {rule}, got {value!r}", param=name)
+        with np.errstate(over="ignore"):
+            held = float(np.float32(value))
+        if not math.isfinite(held) or not check(held):
+            raise BadRequest(f"'{name}' must be {rule} (as a 32-bit float), got {value!r}", param=name)
         return float(value)
 
     return parse
@@ -161,6 +170,15 @@ def _off(*allowed: Any, describe: str) -> Callable[[str, Any], None]:
     return parse
 
 
+def _unicode(name: str, text: str) -> str:
+    """``text`` unless it holds a lone surrogate (JSON allows ``"\\ud800"``; no tokenizer does)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest(f"'{name}' is not valid Unicode (it holds a lone surrogate)", param=name) from None
+    return text
+
+
 def _stop(name: str, value: Any) -> list[str]:
     if value is None:
         return []
@@ -172,7 +190,7 @@ def _stop(name: str, value: Any) -> list[str]:
                          "allowed", param=name)
     if any(not s for s in items):
         raise BadRequest(f"'{name}' strings must not be empty", param=name)
-    return list(items)
+    return [_unicode(name, s) for s in items]
 
 
 def _bool(name: str, value: Any) -> bool:
@@ -202,7 +220,7 @@ def _model(name: str, value: Any) -> None:
         raise _wrong_type(name, "a string", value)
 
 
-_max_tokens = _integer("an integer >= 1", lambda v: v >= 1)
+_max_tokens = _integer("an integer in [1, 2**31)", lambda v: 1 <= v < 2**31)
 SAMPLING_FIELDS: dict[str, Callable[[str, Any], Any]] = {
     "temperature": _number("a number >= 0 (0 is greedy)", lambda v: v >= 0),
     "top_p": _number("a number in (0, 1]", lambda v: 0 < v <= 1),
@@ -272,7 +290,7 @@ def _sampling(body: Mapping[str, Any], max_tokens: Optional[int]) -> Sampling:
 
 def _content(name: str, value: Any, role: str) -> str:
     if isinstance(value, str):
-        return value
+        return _unicode(name, value)
     if value is None and role == "assistant":
         return ""
     if not isinstance(value, list):
@@ -291,7 +309,7 @@ def _content(name: str, value: Any, role: str) -> str:
                                  code="unknown_parameter")
         if not isinstance(part.get("text"), str):
             raise _wrong_type(f"{where}.text", "a string", part.get("text"))
-        texts.append(part["text"])
+        texts.append(_unicode(f"{where}.text", part["text"]))
     return "".join(texts)
 
 
@@ -347,7 +365,7 @@ def _prompt(value: Any) -> Union[str, list[int]]:
     if isinstance(value, str):
         if not value:
             raise BadRequest("'prompt' must not be empty", param="prompt")
-        return value
+        return _unicode("prompt", value)
     if not isinstance(value, list):
         raise _wrong_type("prompt", "a string or an array of token ids", value)
     if not value:

@@ -10,7 +10,7 @@ Contract of ``GenerationResponse``:
 * When ``deadline`` passes before the reply is complete, the same happens, and the client gets a
   ``RequestTimedOut`` error: a 503 JSON response if nothing was sent yet, else a final error event
   on the stream.
-* Once the reply is complete, the producing task is let finish its bookkeeping (the KV snapshot).
+* Once the reply is complete, the producing task is let finish.
 * Status codes are decided when the first chunk arrives: errors raised before it (queue full,
   engine failure) are sent as JSON with their status; errors after it, as a stream's error event.
 """
@@ -193,8 +193,6 @@ def stream_reply(engine: Engine, reply: Reply, ids: list[int], kwargs: dict[str,
                 events.append(sse(reply.usage_chunk(chunk.metrics)))
             events.append(DONE)
             await send({"type": "http.response.body", "body": b"".join(events), "more_body": False})
-            async for _ in chunks:  # the bookkeeping after the final chunk (KV snapshot)
-                pass
         finally:
             await chunks.aclose()
 
@@ -223,8 +221,6 @@ def whole_reply(engine: Engine, reply: Reply, ids: list[int], kwargs: dict[str, 
                 return
             assert chunk.metrics is not None and chunk.finish_reason is not None
             await send_json(send, 200, reply.whole("".join(texts), chunk.finish_reason, chunk.metrics, info))
-            async for _ in chunks:
-                pass
         finally:
             await chunks.aclose()
 
