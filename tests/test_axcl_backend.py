@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,10 +21,9 @@ import pytest
 
 pytest.importorskip("transformers")
 
-from helpers.tiny_models import TinyConfig, make_model, save_model  # noqa: E402
-from helpers.tiny_tokenizer import write_tiny_tokenizer  # noqa: E402
+from helpers.standin_models import host_and_npu_models, run_python  # noqa: E402
+from helpers.tiny_models import TinyConfig  # noqa: E402
 
-from axllm.build import BuildOptions, build  # noqa: E402
 
 PROMPT = [(7 * i + 3) % 250 for i in range(19)]
 FIRST_ID = 129  # the stand-in's first device id (cards report bus numbers, not ordinals)
@@ -33,27 +31,12 @@ FIRST_ID = 129  # the stand-in's first device id (cards report bus numbers, not 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    """A 3-layer host build and the same model as ".axmodel" stand-in files."""
-    root = tmp_path_factory.mktemp("axcl")
-    hf = save_model(make_model(TinyConfig("llama", num_heads=4, num_kv_heads=2, num_layers=3, vocab_size=300,
-                                          seed=71)), root / "hf")
-    write_tiny_tokenizer(hf)
-    host = build(hf, root / "host", BuildOptions(prefill_len=8, kv_cache_len=64, last_kv_cache_len=[8, 16],
-                                                  hidden_state_type="bf16", weight_type="bf16"))
-    npu = root / "npu"
-    npu.mkdir()
-    for f in host.iterdir():
-        if f.suffix == ".cpumodel":
-            (npu / f.with_suffix(".axmodel").name).write_text(f"axllm-standin-axmodel\n{f.resolve()}\n")
-        elif f.name != "config.json":
-            shutil.copy(f, npu / f.name)
-    return host, npu
+    """A host build and the same model as ".axmodel" stand-in files."""
+    return host_and_npu_models(tmp_path_factory.mktemp("axcl"), TinyConfig("llama", num_heads=4, num_kv_heads=2, num_layers=3, vocab_size=300, seed=71))
 
 
 def run_py(code: str, env_extra: dict, timeout: float = 180) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AXLLM_AX", "AXLLM_STANDIN", "AXLLM_DEVICES"))}
-    env.update(env_extra)
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=timeout)
+    return run_python(code, env_extra, timeout)
 
 
 def axcl_env(cpp_build, ledger=None, **extra):

@@ -40,7 +40,7 @@ def describe_model(path: Path, backend: str) -> str:
         f"{path}: backend {llm.backend}, {g['n_layers']} layers ({files['layer_template']})",
         f"  H (hidden) {g['hidden']}, D (kv dim) {g['kv_dim']}, C (context) {g['kv_len']}, "
         f"P (prefill) {g['prefill_len']}, V (vocab) {g['vocab']}, io {g['io_dtype']}",
-        f"  groups: 0 = decode; 1 = prefill without history"
+        "  groups: 0 = decode; 1 = prefill without history"
         + "".join(f"; {i} = prefill with history H_g {h}" for i, h in enumerate(caps) if i >= 2),
         f"  embeddings {files['embeddings']}",
         describe_file(Path(files["layers"][0]), backend),
