@@ -236,6 +236,7 @@ def axllm_build_dir(name: str, f16: Path) -> Path:
     try:
         print(f"building {out} ...", flush=True)
         build(f16, tmp, BuildOptions(**BUILD_OPTIONS))
+        tmp.chmod(0o755)
         os.replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
