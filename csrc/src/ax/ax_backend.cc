@@ -1,6 +1,5 @@
 #include "ax/ax_backend.h"
 
-#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -13,6 +12,7 @@
 #include "ax/ax_library.h"
 #include "axllm/errors.h"
 #include "axllm/log.h"
+#include "util/sigterm_cleanup.h"
 
 namespace axllm::detail {
 namespace {
@@ -52,17 +52,7 @@ class CmmRegistry {
     if (installed_) return;
     installed_ = true;
     std::atexit([] { CmmRegistry::get().free_all(); });
-    struct sigaction current {};
-    if (::sigaction(SIGTERM, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
-      struct sigaction sa {};
-      sa.sa_handler = [](int sig) {
-        CmmRegistry::get().free_all();
-        std::signal(sig, SIG_DFL);
-        std::raise(sig);
-      };
-      sigemptyset(&sa.sa_mask);
-      ::sigaction(SIGTERM, &sa, nullptr);
-    }
+    add_sigterm_cleanup([] { CmmRegistry::get().free_all(); });
   }
   std::mutex mutex_;
   std::map<AX_U64, void*> live_;

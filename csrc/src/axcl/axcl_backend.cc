@@ -21,6 +21,7 @@
 #include "axcl/axcl_library.h"
 #include "axllm/errors.h"
 #include "axllm/log.h"
+#include "util/sigterm_cleanup.h"
 
 namespace axllm::detail {
 namespace {
@@ -207,17 +208,7 @@ class DeviceMemory {
     if (installed_) return;
     installed_ = true;
     axcl_at_exit([] { DeviceMemory::get().free_all_at_exit(); });
-    struct sigaction current {};
-    if (::sigaction(SIGTERM, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
-      struct sigaction sa {};
-      sa.sa_handler = [](int sig) {
-        DeviceMemory::get().free_all_in_signal();
-        std::signal(sig, SIG_DFL);
-        std::raise(sig);
-      };
-      sigemptyset(&sa.sa_mask);
-      ::sigaction(SIGTERM, &sa, nullptr);
-    }
+    add_sigterm_cleanup([] { DeviceMemory::get().free_all_in_signal(); });
   }
   std::mutex mutex_;
   std::map<void*, Device*> live_;
