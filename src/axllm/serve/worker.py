@@ -11,12 +11,11 @@ Contract:
 * ``call(fn, *args)`` runs ``fn(*args)`` on the thread and returns its result (or raises its
   exception). A cancelled caller stops waiting; the job still runs to its end.
 * ``stream(start, *args, **kwargs)`` runs ``start(*args, **kwargs)`` (which returns an iterator of
-  chunks) on the thread and yields its items on the event loop. The thread posts each item with
-  ``loop.call_soon_threadsafe`` into an unbounded ``asyncio.Queue`` (a slow consumer never holds
-  the model), then exactly one final message: the end, or the exception, which the consumer
-  raises. When the consumer stops early (``aclose``, cancellation), the thread stops before its
-  next item, closes the iterator (which cancels a generation) and the consumer's ``aclose``
-  returns once that is done.
+  chunks) on the thread and yields its items on the event loop, through
+  ``axllm.stream_bridge.StreamBridge``: a slow consumer never holds the model, the thread's
+  exception is raised in the consumer, and when the consumer stops early (``aclose``,
+  cancellation) the thread stops before its next item, closes the iterator (which cancels a
+  generation) and the consumer's ``aclose`` returns once that is done.
 * ``close()`` lets queued jobs finish and ends the thread (it is a daemon thread otherwise, so an
   idle thread never holds up interpreter exit).
 """
@@ -28,8 +27,9 @@ import queue
 import threading
 from typing import Any, AsyncIterator, Callable, Iterator, Optional, TypeVar
 
+from axllm.stream_bridge import StreamBridge
+
 T = TypeVar("T")
-_ITEM, _END, _ERROR = "item", "end", "error"
 
 
 class ModelThread:
@@ -95,53 +95,14 @@ class ModelThread:
 
     async def stream(self, start: Callable[..., Iterator[T]], *args: Any, **kwargs: Any) -> AsyncIterator[T]:
         """The items of ``start(*args, **kwargs)``, produced on the thread."""
-        loop = asyncio.get_running_loop()
-        inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-        stop = threading.Event()
-
-        def send(kind: str, value: Any) -> bool:
-            if not _post(loop, inbox.put_nowait, (kind, value)):
-                stop.set()
-                return False
-            return True
-
-        def job() -> None:
-            try:
-                items = start(*args, **kwargs)
-                try:
-                    while not stop.is_set():
-                        try:
-                            item = next(items)
-                        except StopIteration:
-                            break
-                        if not send(_ITEM, item):
-                            break
-                finally:
-                    close = getattr(items, "close", None)
-                    if close is not None:
-                        close()
-            except BaseException as e:
-                send(_ERROR, e)
-            else:
-                send(_END, None)
-
-        self._submit(job)
-        ended = False
+        bridge: StreamBridge[T] = StreamBridge()
+        self._submit(lambda: bridge.produce(start, *args, **kwargs))
+        items = bridge.items()
         try:
-            while True:
-                kind, value = await inbox.get()
-                if kind == _ITEM:
-                    yield value
-                    continue
-                ended = True
-                if kind == _ERROR:
-                    raise value
-                return
+            async for item in items:
+                yield item
         finally:
-            stop.set()
-            while not ended:
-                kind, _ = await inbox.get()
-                ended = kind != _ITEM
+            await items.aclose()
 
 
 def _post(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: Any) -> bool:
