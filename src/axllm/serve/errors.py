@@ -91,29 +91,29 @@ class PayloadTooLarge(APIError):
     default_code = "request_too_large"
 
 
-class QueueFull(APIError):
-    """503 with ``Retry-After``: ``--max-queue`` requests are already waiting for the model."""
+class RetryLater(APIError):
+    """A 503 that tells the client when to try again (``Retry-After``, in seconds)."""
 
     status = 503
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
+        self.retry_after = retry_after
+
+
+class QueueFull(RetryLater):
+    """503 with ``Retry-After``: ``--max-queue`` requests are already waiting for the model."""
+
     type = "server_error"
     default_code = "queue_full"
 
-    def __init__(self, message: str, retry_after: int):
-        super().__init__(message, headers={"Retry-After": str(retry_after)})
-        self.retry_after = retry_after
 
-
-class RequestTimedOut(APIError):
+class RequestTimedOut(RetryLater):
     """503 with ``Retry-After``: the request ran past ``--request-timeout`` (waiting included); its
     generation was cancelled."""
 
-    status = 503
     type = "timeout_error"
     default_code = "request_timeout"
-
-    def __init__(self, message: str, retry_after: int):
-        super().__init__(message, headers={"Retry-After": str(retry_after)})
-        self.retry_after = retry_after
 
 
 class EngineFailure(APIError):
