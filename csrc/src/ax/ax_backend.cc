@@ -12,6 +12,7 @@
 #include "ax/ax_library.h"
 #include "axllm/errors.h"
 #include "axllm/log.h"
+#include "util/buffer_range.h"
 #include "util/sigterm_cleanup.h"
 
 namespace axllm::detail {
@@ -96,12 +97,7 @@ class AxBuffer final : public Buffer {
   uint8_t* vir() const { return vir_; }
 
  private:
-  void check(size_t offset, size_t n) const {
-    if (offset > size_ || n > size_ - offset) {
-      throw std::out_of_range("CMM buffer access [" + std::to_string(offset) + ", " +
-                              std::to_string(offset + n) + ") past its " + std::to_string(size_) + " bytes");
-    }
-  }
+  void check(size_t offset, size_t n) const { check_buffer_range("CMM buffer access", offset, n, size_); }
   AX_U64 phy_ = 0;
   uint8_t* vir_ = nullptr;
   size_t size_;

@@ -21,6 +21,7 @@
 #include "axcl/axcl_library.h"
 #include "axllm/errors.h"
 #include "axllm/log.h"
+#include "util/buffer_range.h"
 #include "util/sigterm_cleanup.h"
 
 namespace axllm::detail {
@@ -215,13 +216,6 @@ class DeviceMemory {
   bool installed_ = false;
 };
 
-void check_range(size_t offset, size_t n, size_t size) {
-  if (offset > size || n > size - offset) {
-    throw std::out_of_range("device buffer access [" + std::to_string(offset) + ", " +
-                            std::to_string(offset + n) + ") past its " + std::to_string(size) + " bytes");
-  }
-}
-
 // Device memory, placed on the card of the first model it is bound to (so each layer's K/V
 // buffers and the post model's logits stay on their model's card), or on the default card when
 // it is first written, read or filled before any bind.
@@ -236,7 +230,7 @@ class AxclBuffer final : public Buffer {
 
   size_t size() const override { return size_; }
   void write(size_t offset, const void* src, size_t n) override {
-    check_range(offset, n, size_);
+    check_buffer_range("device buffer access", offset, n, size_);
     uint8_t* dst = place(*fallback_) + offset;
     if (n == 0) return;
     dev_->call([&] {
@@ -244,7 +238,7 @@ class AxclBuffer final : public Buffer {
     });
   }
   void read(size_t offset, void* dst, size_t n) const override {
-    check_range(offset, n, size_);
+    check_buffer_range("device buffer access", offset, n, size_);
     const uint8_t* src = const_cast<AxclBuffer*>(this)->place(*fallback_) + offset;
     if (n == 0) return;
     dev_->call([&] {
@@ -252,11 +246,11 @@ class AxclBuffer final : public Buffer {
     });
   }
   void copy_from(const Buffer& src, size_t src_offset, size_t dst_offset, size_t n) override {
-    check_range(dst_offset, n, size_);
+    check_buffer_range("device buffer access", dst_offset, n, size_);
     uint8_t* dst = place(*fallback_) + dst_offset;
     const auto* s = dynamic_cast<const AxclBuffer*>(&src);
     if (s && s->ptr_ && s->dev_ == dev_) {
-      check_range(src_offset, n, s->size_);
+      check_buffer_range("device buffer access", src_offset, n, s->size_);
       const uint8_t* from = s->ptr_ + src_offset;
       if (n == 0) return;
       dev_->call([&] {
@@ -270,7 +264,7 @@ class AxclBuffer final : public Buffer {
     write(dst_offset, host.data(), n);
   }
   void fill(size_t offset, unsigned char value, size_t n) override {
-    check_range(offset, n, size_);
+    check_buffer_range("device buffer access", offset, n, size_);
     uint8_t* dst = place(*fallback_) + offset;
     if (n == 0) return;
     dev_->call([&] { axcl_check(axcl_api().memset(dst, value, n), "axclrtMemset", "filling device memory"); });

@@ -11,6 +11,7 @@
 #include "cpu/decoder_layer.h"
 #include "cpu/host_model_file.h"
 #include "cpu/post_head.h"
+#include "util/buffer_range.h"
 
 namespace axllm {
 
@@ -45,35 +46,31 @@ class CpuBuffer final : public Buffer {
 
   size_t size() const override { return size_; }
   void write(size_t offset, const void* src, size_t n) override {
-    check(offset, n, "write");
+    check(offset, n, "host buffer write");
     std::memcpy(data_ + offset, src, n);
   }
   void read(size_t offset, void* dst, size_t n) const override {
-    check(offset, n, "read");
+    check(offset, n, "host buffer read");
     std::memcpy(dst, data_ + offset, n);
   }
   void copy_from(const Buffer& src, size_t src_offset, size_t dst_offset, size_t n) override {
-    check(dst_offset, n, "copy_from");
+    check(dst_offset, n, "host buffer copy_from");
     if (const auto* s = dynamic_cast<const CpuBuffer*>(&src)) {
-      s->check(src_offset, n, "copy_from");
+      s->check(src_offset, n, "host buffer copy_from (source)");
       std::memmove(data_ + dst_offset, s->data_ + src_offset, n);
     } else {
       src.read(src_offset, data_ + dst_offset, n);
     }
   }
   void fill(size_t offset, unsigned char value, size_t n) override {
-    check(offset, n, "fill");
+    check(offset, n, "host buffer fill");
     std::memset(data_ + offset, value, n);
   }
   uint8_t* data() { return data_; }
 
  private:
   void check(size_t offset, size_t n, const char* what) const {
-    if (offset > size_ || n > size_ - offset) {
-      throw std::out_of_range(std::string("Buffer::") + what + ": range [" +
-                              std::to_string(offset) + ", " + std::to_string(offset + n) +
-                              ") exceeds the buffer's " + std::to_string(size_) + " bytes");
-    }
+    check_buffer_range(what, offset, n, size_);
   }
   uint8_t* data_;
   size_t size_;
