@@ -384,3 +384,17 @@ def test_vendor_by_hand():
     p /= p.sum()
     got = Sampler(enable_top_p=True, top_p=0.7, **base).probabilities(logits, [3], [0, 1, 2])
     np.testing.assert_allclose(got, [p[0] / (p[0] + p[3]), 0, 0, p[3] / (p[0] + p[3])], rtol=1e-6)
+
+
+def test_bad_parameter_types_and_names_raise_type_error_naming_them():
+    with pytest.raises(TypeError, match="^temperature must be a number"):
+        Sampler(temperature="hot")
+    with pytest.raises(TypeError, match="^top_k must be an int"):
+        Sampler(top_k="3")
+    with pytest.raises(TypeError, match="^mode must be"):
+        Sampler(mode=1)
+    with pytest.raises(TypeError, match="unknown sampling parameter 'topk'"):
+        Sampler(topk=3)
+    with pytest.raises(TypeError):
+        Sampler(0.5)
+    assert Sampler(temperature=None, top_k=None).params == Sampler().params

@@ -9,6 +9,7 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "axllm/sampler.h"
@@ -94,26 +95,44 @@ SamplingParams sampling_params_from(const py::dict& d) {
   for (auto item : d) {
     const std::string key = py::str(item.first);
     if (std::find(std::begin(kKnown), std::end(kKnown), key) == std::end(kKnown)) {
-      throw std::invalid_argument("unknown sampling parameter '" + key + "'");
+      throw py::type_error("unknown sampling parameter '" + key + "'");
     }
   }
   SamplingParams p;
   auto get = [&](const char* key) -> py::object {
     return d.contains(key) ? py::reinterpret_borrow<py::object>(d[key]) : py::none();
   };
-  if (!get("mode").is_none()) p.mode = parse_mode(get("mode").cast<std::string>());
-  if (!get("temperature").is_none()) p.temperature = get("temperature").cast<float>();
-  if (!get("top_k").is_none()) p.top_k = to_int32(get("top_k").cast<int64_t>(), "top_k");
-  if (!get("top_p").is_none()) p.top_p = get("top_p").cast<float>();
-  if (!get("min_p").is_none()) p.min_p = get("min_p").cast<float>();
-  if (!get("repetition_penalty").is_none()) p.repetition_penalty = get("repetition_penalty").cast<float>();
-  if (!get("presence_penalty").is_none()) p.presence_penalty = get("presence_penalty").cast<float>();
-  if (!get("frequency_penalty").is_none()) p.frequency_penalty = get("frequency_penalty").cast<float>();
-  if (!get("enable_top_p").is_none()) p.enable_top_p = get("enable_top_p").cast<bool>();
-  if (!get("enable_top_k").is_none()) p.enable_top_k = get("enable_top_k").cast<bool>();
-  if (!get("penalty_window").is_none()) {
-    p.penalty_window = to_int32(get("penalty_window").cast<int64_t>(), "penalty_window");
+  // Sets `out` from d[key] unless it is absent or None; a value of the wrong type is a TypeError
+  // naming the key.
+  auto set = [&](const char* key, auto& out, const char* kind) {
+    const py::object v = get(key);
+    if (v.is_none()) return;
+    using T = std::remove_reference_t<decltype(out)>;
+    try {
+      if constexpr (std::is_same_v<T, int32_t>) {
+        out = to_int32(v.cast<int64_t>(), key);
+      } else {
+        out = v.cast<T>();
+      }
+    } catch (const py::cast_error&) {
+      throw py::type_error(std::string(key) + " must be " + kind + ", got " + std::string(py::repr(v)));
+    }
+  };
+  if (!get("mode").is_none()) {
+    std::string mode;
+    set("mode", mode, "'hf' or 'vendor'");
+    p.mode = parse_mode(mode);
   }
+  set("temperature", p.temperature, "a number");
+  set("top_k", p.top_k, "an int");
+  set("top_p", p.top_p, "a number");
+  set("min_p", p.min_p, "a number");
+  set("repetition_penalty", p.repetition_penalty, "a number");
+  set("presence_penalty", p.presence_penalty, "a number");
+  set("frequency_penalty", p.frequency_penalty, "a number");
+  set("enable_top_p", p.enable_top_p, "a bool");
+  set("enable_top_k", p.enable_top_k, "a bool");
+  set("penalty_window", p.penalty_window, "an int");
   parse_seed(get("seed"), p);
   return p;
 }
@@ -122,31 +141,14 @@ void register_sampler(py::module_& m) {
   py::class_<Sampler>(m, "Sampler",
                       "Next-token sampler over a logits vector (mode 'hf': transformers' "
                       "processors; mode 'vendor': AXERA post_config.json semantics).")
-      .def(py::init([](const std::string& mode, float temperature, int64_t top_k, float top_p,
-                       float min_p, float repetition_penalty, float presence_penalty,
-                       float frequency_penalty, const py::object& seed, bool enable_top_p,
-                       bool enable_top_k, int64_t penalty_window) {
-             SamplingParams p;
-             p.mode = parse_mode(mode);
-             p.temperature = temperature;
-             p.top_k = to_int32(top_k, "top_k");
-             p.top_p = top_p;
-             p.min_p = min_p;
-             p.repetition_penalty = repetition_penalty;
-             p.presence_penalty = presence_penalty;
-             p.frequency_penalty = frequency_penalty;
-             parse_seed(seed, p);
-             p.enable_top_p = enable_top_p;
-             p.enable_top_k = enable_top_k;
-             p.penalty_window = to_int32(penalty_window, "penalty_window");
-             return std::make_unique<Sampler>(p);
+      .def(py::init([](const py::kwargs& params) {
+             return std::make_unique<Sampler>(sampling_params_from(params));
            }),
-           py::kw_only(), py::arg("mode") = "hf", py::arg("temperature") = 1.0f,
-           py::arg("top_k") = 0, py::arg("top_p") = 1.0f, py::arg("min_p") = 0.0f,
-           py::arg("repetition_penalty") = 1.0f, py::arg("presence_penalty") = 0.0f,
-           py::arg("frequency_penalty") = 0.0f, py::arg("seed") = py::none(),
-           py::arg("enable_top_p") = false, py::arg("enable_top_k") = false,
-           py::arg("penalty_window") = 20)
+           "Sampler(*, mode='hf', temperature=1.0, top_k=0, top_p=1.0, min_p=0.0,\n"
+           "        repetition_penalty=1.0, presence_penalty=0.0, frequency_penalty=0.0, seed=None,\n"
+           "        enable_top_p=False, enable_top_k=False, penalty_window=20)\n"
+           "Keyword arguments only; an omitted or None one keeps its default. Raises ValueError\n"
+           "naming a bad value or an unknown parameter, TypeError naming one of the wrong type.")
       .def_property_readonly("params", [](const Sampler& s) { return params_dict(s.params()); },
                              "The parameters as a dict (seed None when unseeded).")
       .def(

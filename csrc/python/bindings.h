@@ -13,7 +13,8 @@ void register_sampler(pybind11::module_& m);
 void register_llm(pybind11::module_& m);
 
 // Sampling parameters from a dict with SamplingParams' field names (mode "hf"/"vendor", seed None
-// for unseeded). Throws std::invalid_argument naming an unknown key or a bad value.
+// for unseeded; an absent or None key keeps its default). Throws pybind11::type_error naming an
+// unknown key or a value of the wrong type, std::invalid_argument naming a bad value.
 SamplingParams sampling_params_from(const pybind11::dict& d);
 
 }  // namespace axllm::python
