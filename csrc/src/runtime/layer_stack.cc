@@ -164,6 +164,7 @@ LayerStack::LayerStack(Backend& backend, const ModelFiles& files, const Llm::Pro
   logits_buffer_ = backend.allocate(pout.bytes);
   post_->bind(0, "output", logits_buffer_);
   logits_raw_.resize(pout.bytes);
+  logits_dtype_ = pout.dtype;
   logits_.resize(static_cast<size_t>(g.vocab));
 }
 
@@ -249,9 +250,7 @@ std::span<const float> LayerStack::run_post(int64_t row) {
   post_->bind(0, "input", last, static_cast<size_t>(row * geometry_.hidden) * esz_);
   post_->run(0);
   logits_buffer_->read(0, logits_raw_.data(), logits_raw_.size());
-  const DType dt = post_->groups()[0].outputs[static_cast<size_t>(
-                       find_tensor(post_->groups()[0].outputs, "output", 0))].dtype;
-  to_float(dt, logits_raw_.data(), logits_.data(), logits_.size());
+  to_float(logits_dtype_, logits_raw_.data(), logits_.data(), logits_.size());
   return logits_;
 }
 

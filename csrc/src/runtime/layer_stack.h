@@ -52,6 +52,7 @@ class LayerStack {
   std::vector<std::shared_ptr<Buffer>> masks_;
   std::shared_ptr<Buffer> logits_buffer_;
   std::vector<uint8_t> logits_raw_;
+  DType logits_dtype_ = DType::kFP32;
   std::vector<float> logits_;
   std::vector<uint8_t> mask_scratch_;
   std::vector<uint32_t> index_scratch_;
