@@ -7,7 +7,6 @@
 #include <filesystem>
 #include <functional>
 #include <string>
-#include <unistd.h>
 
 #include "axllm/backends.h"
 #include "axllm/llm.h"
@@ -71,12 +70,7 @@ axllm::FinishReason run_to_end(axllm::Generation& gen) {
 
 int main() {
   namespace fs = std::filesystem;
-  const fs::path dir = fs::temp_directory_path() / ("axllm_cancel_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  axllm_test::write_layer((dir / "llama_p8_l0_together.cpumodel").string(), 3);
-  axllm_test::write_layer((dir / "llama_p8_l1_together.cpumodel").string(), 4);
-  axllm_test::write_post((dir / "llama_post.cpumodel").string());
-  axllm_test::write_embeddings((dir / "model.embed_tokens.weight.bfloat16.bin").string());
+  const fs::path dir = axllm_test::write_model_dir("axllm_cancel");
   const axllm::ModelFiles files = axllm::discover_model_files(dir.string());
   constexpr int kLayers = 2, kPrefill = axllm_test::P, kNew = 4;
 

@@ -28,12 +28,7 @@ void operator delete(void* p, size_t) noexcept { std::free(p); }
 
 int main() {
   namespace fs = std::filesystem;
-  const fs::path dir = fs::temp_directory_path() / ("axllm_runtime_alloc_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  axllm_test::write_layer((dir / "llama_p8_l0_together.cpumodel").string(), 3);
-  axllm_test::write_layer((dir / "llama_p8_l1_together.cpumodel").string(), 4);
-  axllm_test::write_post((dir / "llama_post.cpumodel").string());
-  axllm_test::write_embeddings((dir / "model.embed_tokens.weight.bfloat16.bin").string());
+  const fs::path dir = axllm_test::write_model_dir("axllm_runtime_alloc");
 
   const axllm::ModelFiles files = axllm::discover_model_files(dir.string());
   CHECK(files.layers.size() == 2);

@@ -3,10 +3,13 @@
 // csrc/src/cpu/host_model_file.h): a decoder layer, a post model and a bf16 embedding table.
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <random>
 #include <string>
 #include <vector>
+
+#include <unistd.h>
 
 namespace axllm_test {
 
@@ -94,6 +97,19 @@ inline void write_embeddings(const std::string& path) {
   }
   std::ofstream(path, std::ios::binary)
       .write(reinterpret_cast<const char*>(rows.data()), static_cast<std::streamsize>(rows.size() * 2));
+}
+
+// A two-layer model directory shaped like pulsar2's output, in a fresh temporary directory named
+// after `name` and the process id. Returns its path; the caller removes it.
+inline std::filesystem::path write_model_dir(const std::string& name) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / (name + "_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  write_layer((dir / "llama_p8_l0_together.cpumodel").string(), 3);
+  write_layer((dir / "llama_p8_l1_together.cpumodel").string(), 4);
+  write_post((dir / "llama_post.cpumodel").string());
+  write_embeddings((dir / "model.embed_tokens.weight.bfloat16.bin").string());
+  return dir;
 }
 
 }  // namespace axllm_test
