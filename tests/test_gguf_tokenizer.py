@@ -260,8 +260,8 @@ def test_default_pre_warns_and_uses_gpt2_split(tmp_path: Path, caplog) -> None:
 
 
 def test_unsupported_tokenizer_model_raises(tmp_path: Path) -> None:
-    path = write_tiny_gguf(tmp_path / "spm.gguf", model="llama")
-    with pytest.raises(UnsupportedModelError, match="tokenizer.ggml.model = 'llama'"):
+    path = write_tiny_gguf(tmp_path / "bert.gguf", model="bert")
+    with pytest.raises(UnsupportedModelError, match="tokenizer.ggml.model = 'bert'"):
         write_tokenizer_files(gguf.GGUFReader(path), tmp_path / "out")
     assert not (tmp_path / "out").exists()
 

@@ -5,7 +5,10 @@ A GGUF stores its tokenizer as llama.cpp metadata: ``tokenizer.ggml.model`` (the
 the special-token ids. :func:`write_tokenizer_files` turns that into ``tokenizer.json``,
 ``tokenizer_config.json`` and ``generation_config.json``.
 
-Supported: ``tokenizer.ggml.model == "gpt2"`` (byte-level BPE) with ``tokenizer.ggml.pre`` one of
+Supported: ``tokenizer.ggml.model == "llama"`` (SentencePiece BPE with scores and byte fallback, as
+in Llama 2, TinyLlama and Mistral; see :mod:`axllm.build.gguf_spm`; BOS is added unless the file
+says otherwise), and ``tokenizer.ggml.model == "gpt2"`` (byte-level BPE) with ``tokenizer.ggml.pre``
+one of
 
 * ``qwen2``, ``deepseek-r1-qwen`` -- the Qwen2 split regex (single digits, ``\\s*[\\r\\n]+``);
 * ``llama3``, ``llama-v3``, ``llama-bpe`` -- the Llama 3 regex (digits in runs of up to three).
@@ -22,7 +25,7 @@ Supported: ``tokenizer.ggml.model == "gpt2"`` (byte-level BPE) with ``tokenizer.
 
 Any other ``pre`` name raises :class:`axllm.errors.UnsupportedModelError` rather than silently
 guessing: a wrong split changes token ids without any visible error. Any other
-``tokenizer.ggml.model`` (``llama`` sentencepiece, ``bert``, ``t5``, ...) raises it too.
+``tokenizer.ggml.model`` (``bert``, ``t5``, ...) raises it too.
 
 Token types (llama.cpp's ``token_type`` array): 3 (CONTROL) and 2 (UNKNOWN) become special added
 tokens, 4 (USER_DEFINED) non-special added tokens; all are matched whole in raw text
@@ -42,6 +45,7 @@ import gguf
 import numpy as np
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, processors
 
+from axllm.build.gguf_spm import spm_tokenizer
 from axllm.errors import ModelLoadError, UnsupportedModelError
 
 if TYPE_CHECKING:
@@ -128,12 +132,6 @@ def _source(reader: gguf.GGUFReader) -> str:
 
 
 def _pre_spec(reader: gguf.GGUFReader) -> _PreSpec:
-    model = read_field(reader, "tokenizer.ggml.model")
-    if model != "gpt2":
-        raise UnsupportedModelError(
-            f"{_source(reader)}: tokenizer.ggml.model = {model!r} is not supported; "
-            "only 'gpt2' (byte-level BPE) is"
-        )
     pre = read_field(reader, "tokenizer.ggml.pre", "default")
     spec = _PRE_SPECS.get(pre)
     if spec is None:
@@ -161,17 +159,13 @@ def _pre_tokenizer(spec: _PreSpec) -> PreTokenizer:
 class _Vocab:
     tokens: list[str]
     types: list[int]
-    merges: list[tuple[str, str]]
 
 
 def _read_vocab(reader: gguf.GGUFReader) -> _Vocab:
     source = _source(reader)
     tokens = read_field(reader, "tokenizer.ggml.tokens")
-    merges = read_field(reader, "tokenizer.ggml.merges")
     if not tokens:
         raise ModelLoadError(f"{source}: tokenizer.ggml.tokens is missing or empty")
-    if merges is None:
-        raise ModelLoadError(f"{source}: tokenizer.ggml.merges is missing (a gpt2 BPE needs it)")
     # llama.cpp renames empty tokens the same way, so ids stay dense and strings unique.
     tokens = [t if t else f"[EMPTY_{i}]" for i, t in enumerate(tokens)]
     if len(set(tokens)) != len(tokens):
@@ -187,13 +181,21 @@ def _read_vocab(reader: gguf.GGUFReader) -> _Vocab:
         raise ModelLoadError(
             f"{source}: tokenizer.ggml.token_type has {len(types)} entries for {len(tokens)} tokens"
         )
+    return _Vocab(tokens, [int(t) for t in types])
+
+
+def _read_merges(reader: gguf.GGUFReader) -> list[tuple[str, str]]:
+    source = _source(reader)
+    merges = read_field(reader, "tokenizer.ggml.merges")
+    if merges is None:
+        raise ModelLoadError(f"{source}: tokenizer.ggml.merges is missing (a gpt2 BPE needs it)")
     pairs = []
     for merge in merges:
         pair = merge.split(" ")
         if len(pair) != 2:
             raise ModelLoadError(f"{source}: tokenizer.ggml.merges entry {merge!r} is not 'a b'")
         pairs.append((pair[0], pair[1]))
-    return _Vocab(tokens, [int(t) for t in types], pairs)
+    return pairs
 
 
 def _special_ids(reader: gguf.GGUFReader, vocab_size: int) -> dict[str, int]:
@@ -215,12 +217,15 @@ def _special_ids(reader: gguf.GGUFReader, vocab_size: int) -> dict[str, int]:
 
 
 def _post_processor(
-    bos: tuple[str, int] | None, eos: tuple[str, int] | None
-) -> processors.PostProcessor:
-    """ByteLevel (offsets only), then BOS/EOS around each sequence when the file asks for them."""
-    byte_level = processors.ByteLevel(trim_offsets=False)
+    bos: tuple[str, int] | None, eos: tuple[str, int] | None, byte_level: bool
+) -> processors.PostProcessor | None:
+    """ByteLevel offsets for byte-level BPE, then BOS/EOS around each sequence when the file asks
+    for them (None when there is nothing to do)."""
+    steps: list[processors.PostProcessor] = []
+    if byte_level:
+        steps.append(processors.ByteLevel(trim_offsets=False))
     if bos is None and eos is None:
-        return byte_level
+        return steps[0] if steps else None
 
     def wrap(sequence: str, type_id: int) -> list[str]:
         head = [f"{bos[0]}:{type_id}"] if bos else []
@@ -228,10 +233,10 @@ def _post_processor(
         return [*head, f"${sequence}:{type_id}", *tail]
 
     used = list(dict.fromkeys(t for t in (bos, eos) if t is not None))
-    template = processors.TemplateProcessing(
+    steps.append(processors.TemplateProcessing(
         single=wrap("A", 0), pair=wrap("A", 0) + wrap("B", 1), special_tokens=used
-    )
-    return processors.Sequence([byte_level, template])
+    ))
+    return steps[0] if len(steps) == 1 else processors.Sequence(steps)
 
 
 @dataclass(frozen=True)
@@ -242,14 +247,12 @@ class _Built:
     add_eos: bool
 
 
-def _build(reader: gguf.GGUFReader) -> _Built:
+def _byte_level_bpe(reader: gguf.GGUFReader, vocab: _Vocab) -> tuple[Tokenizer, bool]:
+    """``tokenizer.ggml.model == "gpt2"``: the tokenizer and whether BOS is added by default."""
     spec = _pre_spec(reader)
-    vocab = _read_vocab(reader)
-    source = _source(reader)
-    ids = {token: i for i, token in enumerate(vocab.tokens)}
     bpe = models.BPE(
-        vocab=ids,
-        merges=vocab.merges,
+        vocab={token: i for i, token in enumerate(vocab.tokens)},
+        merges=_read_merges(reader),
         fuse_unk=False,
         byte_fallback=False,
         ignore_merges=spec.ignore_merges,
@@ -257,6 +260,28 @@ def _build(reader: gguf.GGUFReader) -> _Built:
     tokenizer = Tokenizer(bpe)
     tokenizer.pre_tokenizer = _pre_tokenizer(spec)
     tokenizer.decoder = decoders.ByteLevel()
+    return tokenizer, spec.add_bos_default
+
+
+def _build(reader: gguf.GGUFReader) -> _Built:
+    source = _source(reader)
+    model = read_field(reader, "tokenizer.ggml.model")
+    if model not in ("gpt2", "llama"):
+        raise UnsupportedModelError(
+            f"{source}: tokenizer.ggml.model = {model!r} is not supported; supported: "
+            "'gpt2' (byte-level BPE), 'llama' (SentencePiece BPE)"
+        )
+    vocab = _read_vocab(reader)
+    ids = {token: i for i, token in enumerate(vocab.tokens)}
+    special = _special_ids(reader, len(vocab.tokens))
+    if model == "gpt2":
+        tokenizer, add_bos_default = _byte_level_bpe(reader, vocab)
+    else:
+        scores = read_field(reader, "tokenizer.ggml.scores")
+        tokenizer = spm_tokenizer(vocab.tokens, vocab.types, scores, special.get("unk"),
+                                  bool(read_field(reader, "tokenizer.ggml.add_space_prefix", True)),
+                                  source)
+        add_bos_default = True
     added = [
         AddedToken(token, special=kind != _USER_DEFINED, normalized=False)
         for token, kind in zip(vocab.tokens, vocab.types)
@@ -267,7 +292,6 @@ def _build(reader: gguf.GGUFReader) -> _Built:
     for token in added:
         if tokenizer.token_to_id(token.content) != ids[token.content]:
             raise ModelLoadError(f"{source}: added token {token.content!r} lost its GGUF id")
-    special = _special_ids(reader, len(vocab.tokens))
     # An explicit flag wins; without one, BOS follows the pre-tokenizer's default (if the file
     # has a BOS id at all) and EOS is not added. A flag set without its id is a broken file.
     add_bos = read_field(reader, "tokenizer.ggml.add_bos_token")
@@ -276,12 +300,15 @@ def _build(reader: gguf.GGUFReader) -> _Built:
         raise ModelLoadError(f"{source}: tokenizer.ggml.add_bos_token is set but no BOS id is")
     if add_eos and "eos" not in special:
         raise ModelLoadError(f"{source}: tokenizer.ggml.add_eos_token is set but no EOS id is")
-    add_bos = bool(add_bos) if add_bos is not None else spec.add_bos_default and "bos" in special
+    add_bos = bool(add_bos) if add_bos is not None else add_bos_default and "bos" in special
     add_eos = bool(add_eos)
-    tokenizer.post_processor = _post_processor(
+    post = _post_processor(
         (vocab.tokens[special["bos"]], special["bos"]) if add_bos else None,
         (vocab.tokens[special["eos"]], special["eos"]) if add_eos else None,
+        byte_level=model == "gpt2",
     )
+    if post is not None:
+        tokenizer.post_processor = post
     return _Built(tokenizer, special, add_bos, add_eos)
 
 

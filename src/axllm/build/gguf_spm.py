@@ -1,0 +1,77 @@
+"""The ``tokenizers`` pipeline for a GGUF whose ``tokenizer.ggml.model`` is ``"llama"``: a
+SentencePiece BPE vocabulary (Llama 1/2, TinyLlama, Mistral, Vicuna ...) stored as llama.cpp
+stores it (piece strings with ``▁`` for a space, a score per piece, a type per piece).
+
+SentencePiece BPE encodes by repeatedly merging the adjacent pair of symbols whose concatenation
+is a piece of the vocabulary with the highest score (leftmost first on a tie); characters that
+are not pieces become their UTF-8 bytes as ``<0xNN>`` pieces (byte fallback). The same result
+comes from a ``tokenizers`` BPE model whose merge list holds, for every NORMAL piece, each split
+into two NORMAL pieces, ranked by the merged piece's score. Text is prepared as llama.cpp does:
+spaces become ``▁`` and, unless ``tokenizer.ggml.add_space_prefix`` is false, each run of text
+between special tokens gets one ``▁`` in front (the "dummy prefix"); decoding reverses both.
+
+Token types (llama.cpp's ``token_type``): 1 NORMAL pieces take part in merges; 6 BYTE pieces serve
+the byte fallback; 2 UNKNOWN, 3 CONTROL and 4 USER_DEFINED are matched whole by the caller as
+added tokens; 5 UNUSED pieces are never produced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tokenizers import Tokenizer, decoders, models, normalizers
+
+from axllm.errors import ModelLoadError
+
+__all__ = ["spm_merges", "spm_tokenizer"]
+
+SPACE = "\u2581"  # "▁", SentencePiece's spelling of a space
+_NORMAL = 1
+_UNKNOWN = 2
+
+
+def spm_merges(tokens: Sequence[str], types: Sequence[int], scores: Sequence[float]) -> list[tuple[str, str]]:
+    """Every split of a NORMAL piece into two NORMAL pieces, best merged-piece score first (ties:
+    lower merged id, then lower left id)."""
+    normal = {token: i for i, token in enumerate(tokens) if types[i] == _NORMAL}
+    ranked = []
+    for piece, merged in normal.items():
+        for cut in range(1, len(piece)):
+            left = normal.get(piece[:cut])
+            right = normal.get(piece[cut:])
+            if left is not None and right is not None:
+                ranked.append((-scores[merged], merged, left, right))
+    ranked.sort()
+    return [(tokens[left], tokens[right]) for _, _, left, right in ranked]
+
+
+def spm_tokenizer(tokens: Sequence[str], types: Sequence[int], scores: Sequence[float] | None,
+                  unk_id: int | None, add_space_prefix: bool, source: str) -> Tokenizer:
+    """A ``Tokenizer`` encoding and decoding as SentencePiece BPE over ``tokens`` (ids are list
+    positions). Added tokens are the caller's to register. Raises ``ModelLoadError`` naming
+    ``source`` when the scores are missing or do not match the tokens."""
+    if scores is None:
+        raise ModelLoadError(f"{source}: tokenizer.ggml.scores is missing (a llama SentencePiece "
+                             "vocabulary needs it)")
+    if len(scores) != len(tokens):
+        raise ModelLoadError(f"{source}: tokenizer.ggml.scores has {len(scores)} entries for "
+                             f"{len(tokens)} tokens")
+    if unk_id is None:
+        unk_id = next((i for i, kind in enumerate(types) if kind == _UNKNOWN), None)
+    bpe = models.BPE(
+        vocab={token: i for i, token in enumerate(tokens)},
+        merges=spm_merges(tokens, types, scores),
+        unk_token=tokens[unk_id] if unk_id is not None else None,
+        fuse_unk=True,
+        byte_fallback=True,
+    )
+    tokenizer = Tokenizer(bpe)
+    spaces = normalizers.Replace(" ", SPACE)
+    steps = [decoders.Replace(SPACE, " "), decoders.ByteFallback(), decoders.Fuse()]
+    if add_space_prefix:
+        tokenizer.normalizer = normalizers.Sequence([normalizers.Prepend(SPACE), spaces])
+        steps.append(decoders.Strip(content=" ", left=1, right=0))
+    else:
+        tokenizer.normalizer = spaces
+    tokenizer.decoder = decoders.Sequence(steps)
+    return tokenizer
