@@ -1,7 +1,7 @@
 """The native AX backend through the test-only stand-ins of libax_sys.so and libax_engine.so
 (same symbols and struct layouts; each .axmodel runs on the CPU engine; every call goes to a
 ledger): greedy generation equals the CPU backend token for token, CMM is freed exactly once at
-close, at exit and on SIGTERM, inputs are flushed before and outputs invalidated after every run,
+close, at exit and on SIGTERM or SIGINT, inputs are flushed before and outputs invalidated after every run,
 nothing is allocated per token, and missing libraries, missing symbols and failing vendor calls
 raise typed errors naming them. Each scenario runs in its own process (the vendor libraries are
 opened once per process)."""
@@ -120,7 +120,8 @@ print(json.dumps([sum(l.startswith("alloc ") for l in lines), sum(l.startswith("
     assert len(destroys) == len(creates) == 3
 
 
-def test_sigterm_frees_cmm(models, cpp_build, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_frees_cmm(models, cpp_build, tmp_path, sig):
     host, npu = models
     ledger = tmp_path / "ledger.txt"
     code = f"""
@@ -134,13 +135,13 @@ while True:
     p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     assert p.stdout.readline().strip() == "READY"
     time.sleep(0.5)
-    p.send_signal(signal.SIGTERM)
+    p.send_signal(sig)
     p.wait(30)
-    assert p.returncode == -signal.SIGTERM
+    assert p.returncode == -sig, p.stderr.read()
     events = [e[0] for e in ledger_events(ledger)]
     allocs = Counter(e.split()[1] for e in events if e.startswith("alloc "))
     frees = Counter(e.split()[1] for e in events if e.startswith("free "))
-    assert allocs and frees == allocs, "SIGTERM must free every CMM block exactly once"
+    assert allocs and frees == allocs, f"{sig.name} must free every CMM block exactly once"
     assert any(e.startswith("run ") for e in events)
 
 
