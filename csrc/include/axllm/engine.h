@@ -42,6 +42,10 @@ class Model {
   // Run `group` on its bound buffers. Throws std::invalid_argument if a tensor is unbound;
   // EngineError if the engine fails.
   virtual void run(int group) = 0;
+  // Where the model runs (an AXCL card). Models with the same placement share buffers without
+  // copies; a buffer lives where the first model it is bound to runs. Engines with one memory
+  // (the CPU engine, a board's NPU) return 0 for every model.
+  virtual int placement() const { return 0; }
 };
 
 // Creates models and the buffers they run on.

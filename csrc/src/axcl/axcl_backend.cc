@@ -259,9 +259,9 @@ class AxclBuffer final : public Buffer {
       });
       return;
     }
-    std::vector<uint8_t> host(n);  // another card or engine: through the host
-    src.read(src_offset, host.data(), n);
-    write(dst_offset, host.data(), n);
+    if (host_.size() < n) host_.resize(n);  // another card or engine: through the host
+    src.read(src_offset, host_.data(), n);
+    write(dst_offset, host_.data(), n);
   }
   void fill(size_t offset, unsigned char value, size_t n) override {
     check_buffer_range("device buffer access", offset, n, size_);
@@ -295,6 +295,7 @@ class AxclBuffer final : public Buffer {
   Device* dev_ = nullptr;
   uint8_t* ptr_ = nullptr;
   size_t size_;
+  std::vector<uint8_t> host_;  // staging for copies from another card, kept between calls
 };
 
 DType from_axcl(axclrtEngineDataType t, const std::string& where) {
@@ -345,6 +346,7 @@ class AxclModel final : public Model {
   }
 
   Device& device() const { return dev_; }
+  int placement() const override { return dev_.ordinal(); }
   const std::string& path() const override { return path_; }
   const std::vector<GroupSpec>& groups() const override { return groups_; }
 

@@ -139,27 +139,38 @@ LayerStack::LayerStack(Backend& backend, const ModelFiles& files, const Llm::Pro
     hidden_bytes = std::max({hidden_bytes, spec(grp.inputs, "input", 0, f0).bytes,
                              spec(grp.outputs, "output", 0, f0).bytes});
   }
-  hidden_[0] = backend.allocate(hidden_bytes);
-  hidden_[1] = backend.allocate(hidden_bytes);
   blocked16_ = g.io_dtype == DType::kBF16 ? float_to_bf16(-65536.0f) : float_to_fp16(-65504.0f);
-  for (int gi = 0; gi < g.n_groups; ++gi) {
-    const auto& ins = groups[gi].inputs;
-    indices_.push_back(backend.allocate(spec(ins, "indices", gi, f0).bytes));
-    masks_.push_back(backend.allocate(spec(ins, "mask", gi, f0).bytes));
-    for (size_t l = 0; l < layers_.size(); ++l) {
-      Model& m = *layers_[l];
-      m.bind(gi, "indices", indices_[gi]);
-      m.bind(gi, "mask", masks_[gi]);
-      m.bind(gi, "input", hidden_[l % 2]);
-      m.bind(gi, "output", hidden_[(l + 1) % 2]);
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    if (l == 0 || layers_[l]->placement() != layers_[l - 1]->placement()) {
+      Segment seg;
+      seg.first = l;
+      seg.hidden[0] = backend.allocate(hidden_bytes);
+      seg.hidden[1] = backend.allocate(hidden_bytes);
+      for (int gi = 0; gi < g.n_groups; ++gi) {
+        seg.indices.push_back(backend.allocate(spec(groups[gi].inputs, "indices", gi, f0).bytes));
+        seg.masks.push_back(backend.allocate(spec(groups[gi].inputs, "mask", gi, f0).bytes));
+      }
+      segments_.push_back(std::move(seg));
+    }
+    segment_of_.push_back(segments_.size() - 1);
+    const Segment& seg = segments_.back();
+    Model& m = *layers_[l];
+    for (int gi = 0; gi < g.n_groups; ++gi) {
+      m.bind(gi, "indices", seg.indices[static_cast<size_t>(gi)]);
+      m.bind(gi, "mask", seg.masks[static_cast<size_t>(gi)]);
+      m.bind(gi, "input", seg.hidden[l % 2]);
+      m.bind(gi, "output", seg.hidden[(l + 1) % 2]);
     }
   }
-  mask_scratch_.resize(std::max<size_t>(masks_[0]->size(), 1));
-  for (int gi = 1; gi < g.n_groups; ++gi) mask_scratch_.resize(std::max(mask_scratch_.size(), masks_[gi]->size()));
+  const Segment& s0 = segments_.front();
+  mask_scratch_.resize(std::max<size_t>(s0.masks[0]->size(), 1));
+  for (int gi = 1; gi < g.n_groups; ++gi) {
+    mask_scratch_.resize(std::max(mask_scratch_.size(), s0.masks[static_cast<size_t>(gi)]->size()));
+  }
   index_scratch_.resize(static_cast<size_t>(P));
   const size_t c1 = static_cast<size_t>(g.kv_len + 1);
   for (size_t i = 0; i < c1; ++i) write_mask_value(mask_scratch_.data() + i * esz_, i == c1 - 1);
-  masks_[0]->write(0, mask_scratch_.data(), c1 * esz_);
+  for (const Segment& seg : segments_) seg.masks[0]->write(0, mask_scratch_.data(), c1 * esz_);
   decode_open_ = 0;
   logits_buffer_ = backend.allocate(pout.bytes);
   post_->bind(0, "output", logits_buffer_);
@@ -211,7 +222,9 @@ bool LayerStack::run_prefill(int group, int64_t history, int64_t n, const KvCach
   for (int64_t i = 0; i < P; ++i) {
     index_scratch_[i] = i < n ? static_cast<uint32_t>(history + i) : 0u;
   }
-  indices_[group]->write(0, index_scratch_.data(), static_cast<size_t>(P) * sizeof(uint32_t));
+  for (const Segment& seg : segments_) {
+    seg.indices[static_cast<size_t>(group)]->write(0, index_scratch_.data(), static_cast<size_t>(P) * sizeof(uint32_t));
+  }
   for (int64_t r = 0; r < P; ++r) {
     uint8_t* row = mask_scratch_.data() + static_cast<size_t>(r * width) * esz_;
     for (int64_t c = 0; c < width; ++c) {
@@ -219,11 +232,13 @@ bool LayerStack::run_prefill(int group, int64_t history, int64_t n, const KvCach
       write_mask_value(row + c * esz_, open);
     }
   }
-  masks_[group]->write(0, mask_scratch_.data(), static_cast<size_t>(P * width) * esz_);
+  for (const Segment& seg : segments_) {
+    seg.masks[static_cast<size_t>(group)]->write(0, mask_scratch_.data(), static_cast<size_t>(P * width) * esz_);
+  }
   bind_outputs_at(group, history, kv);
-  for (auto& layer : layers_) {
+  for (size_t l = 0; l < layers_.size(); ++l) {
     if (cancel.load(std::memory_order_relaxed)) return false;
-    layer->run(group);
+    run_layer(l, group, n);
   }
   return true;
 }
@@ -233,20 +248,31 @@ void LayerStack::set_decode_open(int64_t n) {
   const int64_t lo = std::min(n, decode_open_);
   const int64_t hi = std::max(n, decode_open_);
   for (int64_t i = lo; i < hi; ++i) write_mask_value(mask_scratch_.data() + (i - lo) * esz_, n > decode_open_);
-  masks_[0]->write(static_cast<size_t>(lo) * esz_, mask_scratch_.data(), static_cast<size_t>(hi - lo) * esz_);
+  for (const Segment& seg : segments_) {
+    seg.masks[0]->write(static_cast<size_t>(lo) * esz_, mask_scratch_.data(), static_cast<size_t>(hi - lo) * esz_);
+  }
   decode_open_ = n;
 }
 
 void LayerStack::run_decode(int64_t pos, const KvCache& kv) {
   set_decode_open(pos);
   const uint32_t idx = static_cast<uint32_t>(pos);
-  indices_[0]->write(0, &idx, sizeof idx);
+  for (const Segment& seg : segments_) seg.indices[0]->write(0, &idx, sizeof idx);
   bind_outputs_at(0, pos, kv);
-  for (auto& layer : layers_) layer->run(0);
+  for (size_t l = 0; l < layers_.size(); ++l) run_layer(l, 0, 1);
+}
+
+void LayerStack::run_layer(size_t l, int group, int64_t rows) {
+  const size_t s = segment_of_[l];
+  if (s > 0 && segments_[s].first == l) {
+    const size_t bytes = static_cast<size_t>(rows * geometry_.hidden) * esz_;
+    segments_[s].hidden[l % 2]->copy_from(*segments_[s - 1].hidden[l % 2], 0, 0, bytes);
+  }
+  layers_[l]->run(group);
 }
 
 std::span<const float> LayerStack::run_post(int64_t row) {
-  const auto& last = hidden_[layers_.size() % 2];
+  const auto& last = segments_.back().hidden[layers_.size() % 2];
   post_->bind(0, "input", last, static_cast<size_t>(row * geometry_.hidden) * esz_);
   post_->run(0);
   logits_buffer_->read(0, logits_raw_.data(), logits_raw_.size());

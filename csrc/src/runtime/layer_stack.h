@@ -3,6 +3,11 @@
 // ping-pong between two buffers (layer i reads one and writes the other), every group of a layer
 // reads the same K/V buffers, and each run's K/V output rows are bound in place at the rows they
 // belong to, so nothing is copied per token.
+//
+// Layers are split into segments of consecutive layers with the same Model::placement() (the
+// layers of one AXCL card). Each segment has its own hidden, mask and index buffers, bound first
+// to its own layers so the engine places them there; the host writes masks and indices to every
+// segment, and the hidden rows are copied once at each segment boundary.
 #include <atomic>
 #include <memory>
 #include <span>
@@ -26,7 +31,7 @@ class LayerStack {
   // Binds every group's K_cache/V_cache to `kv`'s buffers. Call once, before any run.
   void bind_kv(const KvCache& kv);
   // The buffer the first layer reads: the caller writes the chunk's embedding rows there.
-  Buffer& input() { return *hidden_[0]; }
+  Buffer& input() { return *segments_.front().hidden[0]; }
 
   // Prefill group `group` (>= 1): rows [0, n) of input() are the tokens at positions
   // [history, history + n). Returns false when `cancel` is set between layers.
@@ -41,15 +46,24 @@ class LayerStack {
   void set_decode_open(int64_t n);
   void write_mask_value(uint8_t* dst, bool open) const;
   void bind_outputs_at(int group, int64_t row, const KvCache& kv);
+  // Runs layer l of `group`, first copying `rows` hidden rows in from the previous segment when
+  // layer l starts a segment.
+  void run_layer(size_t l, int group, int64_t rows);
+
+  struct Segment {
+    size_t first = 0;  // the segment's first layer
+    std::shared_ptr<Buffer> hidden[2];  // layer l reads hidden[l % 2] and writes hidden[(l + 1) % 2]
+    std::vector<std::shared_ptr<Buffer>> indices;  // per group
+    std::vector<std::shared_ptr<Buffer>> masks;    // per group
+  };
 
   std::vector<std::unique_ptr<Model>> layers_;
   std::unique_ptr<Model> post_;
   std::vector<std::string> files_;
   ModelGeometry geometry_;
   size_t esz_ = 0;
-  std::shared_ptr<Buffer> hidden_[2];
-  std::vector<std::shared_ptr<Buffer>> indices_;
-  std::vector<std::shared_ptr<Buffer>> masks_;
+  std::vector<Segment> segments_;
+  std::vector<size_t> segment_of_;  // per layer
   std::shared_ptr<Buffer> logits_buffer_;
   std::vector<uint8_t> logits_raw_;
   DType logits_dtype_ = DType::kFP32;
