@@ -331,3 +331,16 @@ def test_missing_features_print_not_supported(tmp_path):
     assert f"context usage: {NOT_SUPPORTED}\n" in out.getvalue()
     assert err.getvalue() == (f"error: /save is {NOT_SUPPORTED} (no LLM.save_session)\n"
                               f"error: /load is {NOT_SUPPORTED} (no LLM.load_session)\n")
+
+
+def test_prefill_progress_shows_only_slow_prefills_and_erases_itself():
+    err = io.StringIO()
+    quick = chat.PrefillProgress(err, delay_s=60)
+    quick(16, 57)
+    quick(57, 57)
+    assert err.getvalue() == ""
+    slow = chat.PrefillProgress(err, delay_s=0)
+    slow(16, 57)
+    slow(32, 57)
+    slow(57, 57)
+    assert err.getvalue() == "\r[prefill 16/57 tokens]\r[prefill 32/57 tokens]\r\x1b[K"

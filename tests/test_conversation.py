@@ -215,6 +215,48 @@ def test_random_cancels_leave_the_model_consistent(built):
     assert llm.generate("the reference prompt", max_new_tokens=12, temperature=0).token_ids == reference
 
 
+def test_prefill_progress_reports_every_chunk(built):
+    llm = fresh(built)
+    prompt = list(range(3, 60))
+    calls = []
+    out = llm.generate(prompt, max_new_tokens=4, temperature=0, prefill_progress=lambda d, t: calls.append((d, t)))
+    if "ctx" in str(built):
+        assert calls == [(16, 57), (32, 57), (48, 57), (57, 57)]
+    else:  # one chunk without history, then decode steps: no group takes history here
+        assert calls == [(16, 57)] + [(i, 57) for i in range(17, 58)]
+    assert out.finish_reason == "length"
+    calls.clear()
+    more = llm.generate(prompt + out.token_ids + [7, 8, 9], max_new_tokens=2, temperature=0,
+                        prefill_progress=lambda d, t: calls.append((d, t)))
+    n = more.metrics.prefilled_tokens
+    assert calls[-1] == (n, n) and all(t == n for _, t in calls)
+
+
+def test_stop_from_prefill_progress_cancels_between_chunks(built):
+    prompt = list(range(3, 60))
+    reference = fresh(built).generate(prompt, max_new_tokens=6, temperature=0).token_ids
+    llm = fresh(built)
+    seen = []
+
+    def stop_after_first_chunk(done, total):
+        seen.append(done)
+        llm.stop()
+
+    out = llm.generate(prompt, max_new_tokens=6, temperature=0, prefill_progress=stop_after_first_chunk)
+    assert out.finish_reason == "cancelled" and out.token_ids == [] and seen == [16]
+    assert llm.context_usage.used == 16, "the chunk that completed stays cached"
+    assert llm.generate(prompt, max_new_tokens=6, temperature=0).token_ids == reference
+
+    def boom(done, total):
+        raise RuntimeError(f"boom at {done}")
+
+    with pytest.raises(RuntimeError, match="boom at 16"):
+        llm.generate(list(range(5, 70)), max_new_tokens=6, temperature=0, prefill_progress=boom)
+    assert llm.generate(prompt, max_new_tokens=6, temperature=0).token_ids == reference
+    with pytest.raises(TypeError, match="prefill_progress"):
+        llm.generate(prompt, prefill_progress=3)
+
+
 def test_threads_are_queued_and_never_interleave(built):
     llm = fresh(built)
     prompts = {(t, r): f"thread {t} request {r}" for t in range(8) for r in range(10)}

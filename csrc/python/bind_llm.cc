@@ -152,17 +152,34 @@ void register_llm(py::module_& m) {
       .def(
           "generate",
           [](Llm& l, std::vector<int32_t> prompt, int32_t max_new_tokens, std::vector<int32_t> eos_ids,
-             const py::dict& sampling, bool reuse_kv) {
+             const py::dict& sampling, bool reuse_kv, const py::object& prefill_progress) {
             GenerationOptions o;
             o.reuse_kv = reuse_kv;
             o.max_new_tokens = max_new_tokens;
             o.eos_ids = std::move(eos_ids);
             o.sampling = sampling_params_from(sampling);
+            if (!prefill_progress.is_none()) {
+              if (!PyCallable_Check(prefill_progress.ptr())) {
+                throw py::type_error("prefill_progress must be callable or None");
+              }
+              // Called with the GIL released (a step runs without it); the callable is released
+              // with the GIL held, whichever thread drops the last copy.
+              std::shared_ptr<py::object> fn(new py::object(prefill_progress), [](py::object* f) {
+                py::gil_scoped_acquire gil;
+                delete f;
+              });
+              o.prefill_progress = [fn](int64_t done, int64_t total) {
+                py::gil_scoped_acquire gil;
+                (*fn)(done, total);
+              };
+            }
             return l.generate(std::move(prompt), std::move(o));
           },
           py::arg("prompt"), py::arg("max_new_tokens") = -1, py::arg("eos_ids") = std::vector<int32_t>{},
-          py::arg("sampling") = py::dict(), py::arg("reuse_kv") = true, py::keep_alive<0, 1>(),
-          "Start a generation over token ids; iterate it (each __next__ runs one step).")
+          py::arg("sampling") = py::dict(), py::arg("reuse_kv") = true, py::arg("prefill_progress") = py::none(),
+          py::keep_alive<0, 1>(),
+          "Start a generation over token ids; iterate it (each __next__ runs one step).\n"
+          "prefill_progress(done, total), if given, is called after each prefill chunk.")
       .def("stop", &Llm::stop, "Cancel the running generation from any thread.")
       .def("rewind", &Llm::rewind, py::arg("n"), py::call_guard<py::gil_scoped_release>(),
            "Drop the last n cached tokens (not below the pinned prefix).")

@@ -36,6 +36,7 @@ import math
 import queue
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, TextIO
@@ -121,6 +122,30 @@ def one_line(e: BaseException) -> str:
     if isinstance(e, (AxllmError, ValueError, TypeError, OSError)):
         return text
     return f"{type(e).__name__}: {text}"
+
+
+class PrefillProgress:
+    """A ``prefill_progress=`` callback for one reply: once the prompt has been prefilling for
+    ``delay_s`` (a long prompt on a slow NPU), ``[prefill done/total tokens]`` is redrawn in place
+    on ``stream``, and erased when the prefill ends, before the reply is written."""
+
+    def __init__(self, stream: TextIO, delay_s: float = 0.5):
+        self.stream = stream
+        self.delay_s = delay_s
+        self.start = time.monotonic()
+        self.shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        if done >= total:
+            if self.shown:
+                self.stream.write("\r\x1b[K")
+                self.stream.flush()
+                self.shown = False
+            return
+        if self.shown or time.monotonic() - self.start >= self.delay_s:
+            self.stream.write(f"\r[prefill {done}/{total} tokens]")
+            self.stream.flush()
+            self.shown = True
 
 
 class LoadProgress:
@@ -386,7 +411,10 @@ class Repl:
         """Streams the reply to ``content``; the turn joins ``messages`` only if it completes.
         Ctrl-C stops the model and drops the turn; ``last`` keeps the final chunk either way."""
         messages = [*self.messages, {"role": "user", "content": content}]
-        stream = self.llm.chat(messages, stream=True, **self.generation_kwargs())
+        kwargs = self.generation_kwargs()
+        if self.err.isatty():
+            kwargs["prefill_progress"] = PrefillProgress(self.err)
+        stream = self.llm.chat(messages, stream=True, **kwargs)
         feed = Feed(stream)
         parts: list[str] = []
         last = None

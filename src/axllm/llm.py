@@ -154,7 +154,9 @@ class LLM:
                  repetition_penalty: Optional[float] = None, presence_penalty: Optional[float] = None,
                  frequency_penalty: Optional[float] = None, seed: Optional[int] = None,
                  stop: Union[str, Sequence[str], None] = None, stream: bool = False,
-                 overflow: str = "error") -> Union[Completion, Iterator[Chunk]]:
+                 overflow: str = "error",
+                 prefill_progress: Optional[Callable[[int, int], None]] = None,
+                 ) -> Union[Completion, Iterator[Chunk]]:
         """Continue ``prompt`` (text, tokenized with the model's special tokens, or token ids used
         as they are). Returns a ``Completion``, or with ``stream=True`` an iterator of ``Chunk``s
         whose ``__next__`` runs the model one step (breaking out of the loop stops it).
@@ -163,11 +165,16 @@ class LLM:
         ``metrics.cached_tokens``). ``overflow`` decides what a prompt longer than the context
         does: ``"error"`` raises ContextOverflowError(needed, available); ``"truncate_left"``
         drops its oldest tokens, keeping room for min(max_new_tokens or 256, context / 2)
-        generated tokens."""
+        generated tokens.
+
+        ``prefill_progress(done, total)``, if given, is called after each prefill chunk with the
+        prompt tokens run so far and the number to run (the prompt minus the reused prefix), on
+        the thread that advances the generation; calling ``stop()`` from it cancels at once, and
+        an exception it raises ends the generation and propagates to the caller."""
         ids = self._prompt_ids(prompt)
         ids = self._fit(ids, overflow, max_new_tokens, allow_drop_turns=False)
         sampling = self._sampling(locals())
-        chunks = self._stream(ids, max_new_tokens, sampling, _stop_list(stop))
+        chunks = self._stream(ids, max_new_tokens, sampling, _stop_list(stop), prefill_progress)
         return chunks if stream else _collect(chunks)
 
     def chat(self, messages: Sequence[Mapping[str, Any]], *, max_new_tokens: Optional[int] = None,
@@ -176,14 +183,16 @@ class LLM:
              repetition_penalty: Optional[float] = None, presence_penalty: Optional[float] = None,
              frequency_penalty: Optional[float] = None, seed: Optional[int] = None,
              stop: Union[str, Sequence[str], None] = None, stream: bool = False,
-             overflow: str = "error") -> Union[Completion, Iterator[Chunk]]:
+             overflow: str = "error",
+             prefill_progress: Optional[Callable[[int, int], None]] = None,
+             ) -> Union[Completion, Iterator[Chunk]]:
         """Reply to ``messages`` ([{"role": ..., "content": ...}, ...]) through the model's chat
         template; arguments as for ``generate``. ``overflow="drop_oldest_turns"`` drops the oldest
         non-system messages (a user message with the replies after it) until the prompt fits,
         keeping the last user message."""
         ids = self._chat_ids(messages, overflow, max_new_tokens)
         sampling = self._sampling(locals())
-        chunks = self._stream(ids, max_new_tokens, sampling, _stop_list(stop))
+        chunks = self._stream(ids, max_new_tokens, sampling, _stop_list(stop), prefill_progress)
         return chunks if stream else _collect(chunks)
 
     def stop(self) -> None:
@@ -344,10 +353,13 @@ class LLM:
         return sampling
 
     def _stream(self, ids: list[int], max_new_tokens: Optional[int], sampling: dict,
-                stops: list[str]) -> Iterator[Chunk]:
+                stops: list[str], prefill_progress: Optional[Callable[[int, int], None]] = None,
+                ) -> Iterator[Chunk]:
+        if prefill_progress is not None and not callable(prefill_progress):
+            raise TypeError("prefill_progress must be callable or None")
         # Past the context nothing more can be generated; this also keeps the value in int32.
         limit = -1 if max_new_tokens is None else min(int(max_new_tokens), self.context_length + 1)
-        return self._chunks(ids, limit, sampling, stops)
+        return self._chunks(ids, limit, sampling, stops, prefill_progress)
 
     def _acquire(self) -> _Lease:
         """Waits for the model in arrival order. A stream still open on this same thread is
@@ -374,10 +386,12 @@ class LLM:
         self._lock.release()
 
     def _chunks(self, ids: list[int], max_new_tokens: int, sampling: dict,
-                stops: list[str]) -> Iterator[Chunk]:
+                stops: list[str], prefill_progress: Optional[Callable[[int, int], None]],
+                ) -> Iterator[Chunk]:
         lease = self._acquire()
         try:
-            gen = self._core.generate(ids, max_new_tokens, self.eos_token_ids, sampling)
+            gen = self._core.generate(ids, max_new_tokens, self.eos_token_ids, sampling,
+                                      prefill_progress=prefill_progress)
             lease.gen = gen
             if lease.revoked:
                 gen.cancel()

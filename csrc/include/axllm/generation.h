@@ -1,6 +1,7 @@
 #pragma once
 // Options, results and metrics of one generation.
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "axllm/sampler.h"
@@ -22,6 +23,11 @@ struct GenerationOptions {
   std::vector<int32_t> eos_ids;  // any of them stops the generation
   bool reuse_kv = true;          // reuse the longest common prefix of the cached tokens
   SamplingParams sampling;
+  // Called on the generating thread after each prefill chunk (or prefill decode step) with the
+  // prompt tokens run so far and the number to run (the prompt minus the reused prefix). An
+  // exception it throws ends the generation (finish reason cancelled) and propagates; the KV
+  // cache keeps the chunks completed before it.
+  std::function<void(int64_t done, int64_t total)> prefill_progress;
 };
 
 struct GenerationMetrics {

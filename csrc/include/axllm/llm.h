@@ -86,8 +86,10 @@ class Llm : public std::enable_shared_from_this<Llm> {
   Llm() = default;
 
   // Prefill `tokens` after the rows already cached: P-token chunks in the smallest group whose
-  // history capacity fits, decode steps where none does. Returns false if cancelled.
-  bool prefill(std::span<const int32_t> tokens, const std::atomic<bool>& cancel);
+  // history capacity fits, decode steps where none does. Returns false if cancelled. `progress`
+  // (may be empty) is called after each chunk or step, see GenerationOptions::prefill_progress.
+  bool prefill(std::span<const int32_t> tokens, const std::atomic<bool>& cancel,
+               const std::function<void(int64_t, int64_t)>& progress = {});
   // How many leading prompt tokens to keep from the cache: the longest common prefix (at most
   // prompt.size() - 1, so one token is left to compute logits), or 0 when a fresh prefill is
   // estimated to be faster than reusing it (from the run times measured so far).

@@ -83,7 +83,7 @@ StepResult Generation::next() {
       llm_->pinned_ = std::min<int64_t>(llm_->pinned_, static_cast<int64_t>(keep));
       metrics_.cached_tokens = static_cast<int64_t>(keep);
       metrics_.prefilled_tokens = n - static_cast<int64_t>(keep);
-      if (!llm_->prefill(std::span<const int32_t>(prompt_).subspan(keep), *cancel_)) {
+      if (!llm_->prefill(std::span<const int32_t>(prompt_).subspan(keep), *cancel_, options_.prefill_progress)) {
         return finish(FinishReason::kCancelled);
       }
       metrics_.prefill_ms = now_ms() - t0;

@@ -203,10 +203,11 @@ std::unique_ptr<Generation> Llm::generate(std::vector<int32_t> prompt, Generatio
                                       std::move(cancel));
 }
 
-bool Llm::prefill(std::span<const int32_t> tokens, const std::atomic<bool>& cancel) {
+bool Llm::prefill(std::span<const int32_t> tokens, const std::atomic<bool>& cancel,
+                  const std::function<void(int64_t, int64_t)>& progress) {
   const ModelGeometry& g = geometry_;
+  const int64_t total = static_cast<int64_t>(tokens.size());
   size_t i = 0;
-  int64_t last_row = 0;
   while (i < tokens.size()) {
     if (cancel.load(std::memory_order_relaxed)) return false;
     const int64_t h = kv_->size();
@@ -226,6 +227,7 @@ bool Llm::prefill(std::span<const int32_t> tokens, const std::atomic<bool>& canc
         update_average(step_ms_, since_ms(t0));
         kv_->append(tokens.subspan(i, 1));
         if (last) logits_ = stack_->run_post(0);
+        if (progress) progress(static_cast<int64_t>(i) + 1, total);
       }
       return true;
     }
@@ -236,9 +238,9 @@ bool Llm::prefill(std::span<const int32_t> tokens, const std::atomic<bool>& canc
     update_average(chunk_ms_[static_cast<size_t>(group)], since_ms(t0));
     kv_->append(tokens.subspan(i, m));
     i += m;
-    last_row = static_cast<int64_t>(m) - 1;
+    if (i == tokens.size()) logits_ = stack_->run_post(static_cast<int64_t>(m) - 1);
+    if (progress) progress(static_cast<int64_t>(i), total);
   }
-  logits_ = stack_->run_post(last_row);
   return true;
 }
 
