@@ -12,6 +12,7 @@ torch = pytest.importorskip("torch")
 gguf = pytest.importorskip("gguf")
 pytest.importorskip("transformers")
 
+from helpers.gguf_files import save_gguf  # noqa: E402
 from helpers.tiny_models import TinyConfig, make_model, save_model  # noqa: E402
 
 from axllm.build import BuildOptions, build  # noqa: E402
@@ -78,10 +79,7 @@ def write_gguf(path, cfg: TinyConfig, state: dict[str, np.ndarray], quant: str) 
         else:
             w.add_tensor(gguf_name(name), stored)
             recovered[name] = a
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+    save_gguf(w)
     return recovered
 
 

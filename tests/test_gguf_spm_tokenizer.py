@@ -20,6 +20,7 @@ from pathlib import Path
 import gguf
 import pytest
 import sentencepiece as spm
+from helpers.gguf_files import save_gguf
 
 from axllm.build.gguf_spm import spm_merges
 from axllm.build.gguf_tokenizer import build_tokenizer, write_tokenizer_files
@@ -99,10 +100,7 @@ def write_spm_gguf(path: Path, sp, *, add_space_prefix: bool | None = None, scor
     if add_space_prefix is not None:
         writer.add_add_space_prefix(add_space_prefix)
     writer.add_chat_template(TEMPLATE)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    save_gguf(writer)
     return path
 
 

@@ -18,6 +18,7 @@ import gguf
 import jinja2
 import jinja2.sandbox
 import pytest
+from helpers.gguf_files import save_gguf
 from tokenizers import Tokenizer
 
 from axllm.build.gguf_tokenizer import read_field, write_tokenizer_files
@@ -120,10 +121,7 @@ def write_tiny_gguf(path: Path, *, model: str = "gpt2", pre: str | None = "qwen2
     if add_bos is not None:
         writer.add_add_bos_token(add_bos)
     writer.add_chat_template(TEMPLATE)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    save_gguf(writer)
     return path
 
 
