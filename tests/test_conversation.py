@@ -303,3 +303,15 @@ def test_snapshot_restore(built):
     again = llm.generate("first conversation", max_new_tokens=8, temperature=0)
     assert again.token_ids == a.token_ids
     assert again.metrics.cached_tokens == a.metrics.prompt_tokens - 1
+
+
+def test_calling_the_model_from_prefill_progress_is_an_error_not_a_deadlock(built):
+    llm = fresh(built)
+    reference = fresh(built).generate("after", max_new_tokens=5, temperature=0).token_ids
+    for call in (llm.reset, lambda: llm.rewind(1), lambda: llm.generate("inner", max_new_tokens=2)):
+        def reenter(done, total, call=call):
+            call()
+
+        with pytest.raises(RuntimeError, match="prefill_progress"):
+            llm.generate(list(range(3, 40)), max_new_tokens=4, temperature=0, prefill_progress=reenter)
+    assert llm.generate("after", max_new_tokens=5, temperature=0).token_ids == reference

@@ -8,6 +8,7 @@
 #include <mutex>
 #include <span>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "axllm/embeddings.h"
@@ -108,7 +109,20 @@ class Llm : public std::enable_shared_from_this<Llm> {
   std::unique_ptr<KvCache> kv_;
   std::vector<uint8_t> scratch_;
   std::span<const float> logits_;
-  std::mutex mutex_;
+  // Holds mutex_ for one call. The thread already holding it (a prefill_progress callback that
+  // calls back into the model) gets std::logic_error instead of a deadlock.
+  class StateLock {
+   public:
+    explicit StateLock(const Llm& llm);
+    ~StateLock();
+    StateLock(const StateLock&) = delete;
+    StateLock& operator=(const StateLock&) = delete;
+
+   private:
+    const Llm& llm_;
+  };
+  mutable std::mutex mutex_;
+  mutable std::atomic<std::thread::id> owner_{};
   std::atomic<uint64_t> serial_{0};
   int64_t pinned_ = 0;
   double step_ms_ = 0;                 // measured decode step time (moving average)

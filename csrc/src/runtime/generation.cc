@@ -63,7 +63,7 @@ StepResult Generation::emit(int32_t token) {
 }
 
 StepResult Generation::next() {
-  std::lock_guard<std::mutex> lock(llm_->mutex_);
+  Llm::StateLock lock(*llm_);
   if (finish_ != FinishReason::kNone) return StepResult{-1, finish_, -1};
   if (llm_->serial_.load() != serial_ || cancel_->load()) return finish(FinishReason::kCancelled);
   const ModelGeometry& g = llm_->geometry_;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <stdexcept>
 
 #include "axllm/errors.h"
 #include "runtime/layer_stack.h"
@@ -38,8 +39,23 @@ std::shared_ptr<Llm> Llm::load(std::shared_ptr<Backend> backend, const ModelFile
 
 Llm::~Llm() = default;
 
+Llm::StateLock::StateLock(const Llm& llm) : llm_(llm) {
+  if (llm.owner_.load() == std::this_thread::get_id()) {
+    throw std::logic_error(
+        "the model is running a step on this thread: it cannot be used from inside a "
+        "prefill_progress callback (stop() is the one call allowed there)");
+  }
+  llm.mutex_.lock();
+  llm.owner_.store(std::this_thread::get_id());
+}
+
+Llm::StateLock::~StateLock() {
+  llm_.owner_.store(std::thread::id());
+  llm_.mutex_.unlock();
+}
+
 std::vector<int32_t> Llm::kv_tokens() const {
-  std::lock_guard<std::mutex> lock(const_cast<std::mutex&>(mutex_));
+  StateLock lock(*this);
   return kv_->tokens();
 }
 
@@ -51,12 +67,12 @@ void update_average(double& avg, double sample) { avg = avg == 0 ? sample : 0.7 
 }  // namespace
 
 void Llm::reset() {
-  std::lock_guard<std::mutex> lock(mutex_);
+  StateLock lock(*this);
   kv_->rewind_to(std::min(pinned_, kv_->size()));
 }
 
 void Llm::rewind(int64_t n) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  StateLock lock(*this);
   const int64_t droppable = kv_->size() - std::min(pinned_, kv_->size());
   if (n < 0 || n > droppable) {
     throw std::out_of_range("rewind(" + std::to_string(n) + "): " + std::to_string(droppable) +
@@ -67,7 +83,7 @@ void Llm::rewind(int64_t n) {
 }
 
 void Llm::pin_prefix(int64_t n) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  StateLock lock(*this);
   if (n < 0 || n > kv_->size()) {
     throw std::out_of_range("pin_prefix(" + std::to_string(n) + "): the cache holds " +
                             std::to_string(kv_->size()) + " tokens");
@@ -76,12 +92,12 @@ void Llm::pin_prefix(int64_t n) {
 }
 
 int64_t Llm::kv_size() const {
-  std::lock_guard<std::mutex> lock(const_cast<std::mutex&>(mutex_));
+  StateLock lock(*this);
   return kv_->size();
 }
 
 std::vector<uint8_t> Llm::read_kv(int layer, bool values, int64_t rows) const {
-  std::lock_guard<std::mutex> lock(const_cast<std::mutex&>(mutex_));
+  StateLock lock(*this);
   if (layer < 0 || layer >= geometry_.n_layers) {
     throw std::invalid_argument("layer " + std::to_string(layer) + " is out of range");
   }
@@ -96,7 +112,7 @@ std::vector<uint8_t> Llm::read_kv(int layer, bool values, int64_t rows) const {
 
 void Llm::load_kv(const std::vector<int32_t>& tokens, const std::vector<std::vector<uint8_t>>& k,
                   const std::vector<std::vector<uint8_t>>& v) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  StateLock lock(*this);
   const int64_t n = static_cast<int64_t>(tokens.size());
   if (n > geometry_.kv_len) {
     throw ContextOverflowError(n, geometry_.kv_len, "a cache of " + std::to_string(n) +
@@ -127,7 +143,7 @@ void Llm::load_kv(const std::vector<int32_t>& tokens, const std::vector<std::vec
 }
 
 void Llm::extend(const std::vector<int32_t>& tokens) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  StateLock lock(*this);
   for (int t : tokens) {
     if (t < 0 || t >= geometry_.vocab) throw std::invalid_argument("token id " + std::to_string(t) + " is outside the vocabulary");
   }
