@@ -199,7 +199,9 @@ def test_missing_scores_is_a_clear_error(sp, tmp_path):
 
 
 def test_merges_rank_by_merged_piece_score():
-    tokens = ["a", "b", "c", "ab", "bc", "abc", "<0x41>"]
-    types = [1, 1, 1, 1, 1, 1, 6]
-    scores = [0.0, 0.0, 0.0, -2.0, -1.0, -3.0, 0.0]
-    assert spm_merges(tokens, types, scores) == [("b", "c"), ("a", "b"), ("a", "bc"), ("ab", "c")]
+    tokens = ["a", "b", "c", "ab", "bc", "abc", "<0x41>", "xy", "<x>"]
+    types = [1, 1, 1, 1, 1, 1, 6, 1, 4]
+    scores = [0.0, 0.0, 0.0, -2.0, -1.0, -3.0, 0.0, -4.0, 0.0]
+    # "x" and "y" are not pieces but are still symbols to merge; "<x>" (user-defined) never merges.
+    assert spm_merges(tokens, types, scores) == [("b", "c"), ("a", "b"), ("a", "bc"), ("ab", "c"),
+                                                 ("x", "y")]

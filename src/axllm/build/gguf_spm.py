@@ -31,18 +31,22 @@ _UNKNOWN = 2
 
 
 def spm_merges(tokens: Sequence[str], types: Sequence[int], scores: Sequence[float]) -> list[tuple[str, str]]:
-    """Every split of a NORMAL piece into two NORMAL pieces, best merged-piece score first (ties:
-    lower merged id, then lower left id)."""
+    """Every split of a NORMAL piece into two symbols, best merged-piece score first (ties: lower
+    merged id, then the split further left). A symbol is a NORMAL piece or a single character:
+    SentencePiece starts from characters whether or not they are pieces (one that is not ends up
+    as bytes only if nothing merges it)."""
     normal = {token: i for i, token in enumerate(tokens) if types[i] == _NORMAL}
+
+    def symbol(text: str) -> bool:
+        return text in normal or len(text) == 1
+
     ranked = []
     for piece, merged in normal.items():
         for cut in range(1, len(piece)):
-            left = normal.get(piece[:cut])
-            right = normal.get(piece[cut:])
-            if left is not None and right is not None:
-                ranked.append((-scores[merged], merged, left, right))
+            if symbol(piece[:cut]) and symbol(piece[cut:]):
+                ranked.append((-scores[merged], merged, cut))
     ranked.sort()
-    return [(tokens[left], tokens[right]) for _, _, left, right in ranked]
+    return [(tokens[merged][:cut], tokens[merged][cut:]) for _, merged, cut in ranked]
 
 
 def spm_tokenizer(tokens: Sequence[str], types: Sequence[int], scores: Sequence[float] | None,
