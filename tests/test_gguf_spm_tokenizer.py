@@ -60,8 +60,8 @@ def random_texts(count: int, seed: int) -> list[str]:
     return texts
 
 
-@pytest.fixture(scope="module")
-def sp():
+def train_spm() -> spm.SentencePieceProcessor:
+    """A SentencePiece BPE model trained on ``corpus`` with Llama's settings (600 pieces)."""
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(corpus(random.Random(1), 3000)), model_writer=model, model_type="bpe",
@@ -70,6 +70,11 @@ def sp():
         character_coverage=1.0, user_defined_symbols=[USER_DEFINED], unk_id=0, bos_id=1, eos_id=2,
         pad_id=-1, minloglevel=2, num_threads=1)
     return spm.SentencePieceProcessor(model_proto=model.getvalue())
+
+
+@pytest.fixture(scope="module")
+def sp():
+    return train_spm()
 
 
 def piece_type(sp, i: int) -> int:
