@@ -315,3 +315,28 @@ def test_calling_the_model_from_prefill_progress_is_an_error_not_a_deadlock(buil
         with pytest.raises(RuntimeError, match="prefill_progress"):
             llm.generate(list(range(3, 40)), max_new_tokens=4, temperature=0, prefill_progress=reenter)
     assert llm.generate("after", max_new_tokens=5, temperature=0).token_ids == reference
+
+
+def test_reading_the_model_while_a_progress_callback_runs_does_not_deadlock(built):
+    """A step holds the model's lock while its prefill_progress callback waits for the GIL; a
+    thread reading the model meanwhile must release the GIL before waiting for that lock."""
+    code = f"""
+import threading, time, axllm
+llm = axllm.LLM({str(built)!r})
+inside = threading.Event()
+
+def slow(done, total):
+    inside.set()
+    time.sleep(0.2)
+
+worker = threading.Thread(target=lambda: llm.generate(list(range(3, 60)), max_new_tokens=2, prefill_progress=slow))
+worker.start()
+inside.wait()
+usage = llm.context_usage
+tokens = llm.cached_tokens
+worker.join()
+print("done", usage.used, len(tokens))
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("done ")

@@ -148,7 +148,14 @@ void register_llm(py::module_& m) {
                                d["embeddings"] = f.embeddings;
                                return d;
                              })
-      .def_property_readonly("kv_tokens", &Llm::kv_tokens)
+      // Every call that takes the model's lock releases the GIL first: a step holding the lock may
+      // be waiting for the GIL (a prefill_progress callback), so waiting for the lock with the GIL
+      // held would deadlock.
+      .def_property_readonly("kv_tokens",
+                             [](const Llm& l) {
+                               py::gil_scoped_release release;
+                               return l.kv_tokens();
+                             })
       .def(
           "generate",
           [](Llm& l, std::vector<int32_t> prompt, int32_t max_new_tokens, std::vector<int32_t> eos_ids,
@@ -183,9 +190,17 @@ void register_llm(py::module_& m) {
       .def("stop", &Llm::stop, "Cancel the running generation from any thread.")
       .def("rewind", &Llm::rewind, py::arg("n"), py::call_guard<py::gil_scoped_release>(),
            "Drop the last n cached tokens (not below the pinned prefix).")
-      .def("pin_prefix", &Llm::pin_prefix, py::arg("n"), "Keep the first n cached tokens across reset().")
-      .def_property_readonly("pinned_prefix", &Llm::pinned_prefix)
-      .def_property_readonly("kv_size", &Llm::kv_size)
+      .def("pin_prefix", &Llm::pin_prefix, py::arg("n"), py::call_guard<py::gil_scoped_release>(),
+           "Keep the first n cached tokens across reset().")
+      .def_property_readonly("pinned_prefix",
+                             [](const Llm& l) {
+                               py::gil_scoped_release release;
+                               return l.pinned_prefix();
+                             })
+      .def_property_readonly("kv_size", [](const Llm& l) {
+        py::gil_scoped_release release;
+        return l.kv_size();
+      })
       .def(
           "read_kv",
           [](const Llm& l, int layer, bool values, int64_t rows) {

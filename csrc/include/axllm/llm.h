@@ -70,7 +70,7 @@ class Llm : public std::enable_shared_from_this<Llm> {
   void rewind(int64_t n);
   // The first `n` cached tokens survive reset() (a precomputed system prompt). 0 unpins.
   void pin_prefix(int64_t n);
-  int64_t pinned_prefix() const { return pinned_; }
+  int64_t pinned_prefix() const;
   int64_t kv_size() const;
 
   // Raw K (or V) rows [0, rows) of `layer`, in the engine's layout and dtype.

@@ -91,6 +91,11 @@ void Llm::pin_prefix(int64_t n) {
   pinned_ = n;
 }
 
+int64_t Llm::pinned_prefix() const {
+  StateLock lock(*this);
+  return pinned_;
+}
+
 int64_t Llm::kv_size() const {
   StateLock lock(*this);
   return kv_->size();
@@ -200,6 +205,11 @@ void Llm::stop() {
 }
 
 std::unique_ptr<Generation> Llm::generate(std::vector<int32_t> prompt, GenerationOptions options) {
+  if (owner_.load() == std::this_thread::get_id()) {
+    throw std::logic_error(
+        "the model is running a step on this thread: no generation can start from inside a "
+        "prefill_progress callback");
+  }
   if (prompt.empty()) throw std::invalid_argument("prompt must contain at least one token");
   for (int32_t t : prompt) {
     if (t < 0 || t >= geometry_.vocab) {
