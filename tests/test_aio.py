@@ -276,3 +276,23 @@ def test_concurrent_astream_equal_sequential(llm):
 
     got = asyncio.run(main())
     assert got == [(w.text, w.token_ids) for w in want]
+
+
+def test_loop_shutdown_with_a_stream_open_finalizes_it_cleanly(slow_llm):
+    llm = slow_llm
+    want = llm.generate("again", max_new_tokens=10, temperature=0).token_ids
+    errors = []
+
+    async def main():
+        asyncio.get_running_loop().set_exception_handler(lambda loop, context: errors.append(context))
+        stream = aio.astream(llm, "generate", LONG_PROMPT, max_new_tokens=150, temperature=0)
+        first = await stream.__anext__()
+        assert first.finish_reason is None
+        return stream  # still open when asyncio.run shuts the loop down
+
+    baseline = threading.active_count()
+    stream = asyncio.run(main())
+    assert not errors, errors
+    assert threading.active_count() == baseline and not _workers(), "the worker was joined"
+    assert llm.generate("again", max_new_tokens=10, temperature=0).token_ids == want
+    del stream

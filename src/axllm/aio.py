@@ -27,7 +27,7 @@ from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from axllm.generation import Chunk, Completion
-from axllm.stream_bridge import StreamBridge
+from axllm.stream_bridge import END, StreamBridge
 
 if TYPE_CHECKING:
     from axllm.llm import LLM
@@ -48,12 +48,11 @@ async def astream(llm: LLM, method: str, *args: Any, **kwargs: Any) -> AsyncGene
     worker = threading.Thread(target=bridge.produce, args=(getattr(llm, method), *args),
                               kwargs={"stream": True, **kwargs}, name=f"axllm-astream-{method}")
     worker.start()
-    chunks = bridge.items()
     try:
-        async for chunk in chunks:
+        while (chunk := await bridge.next()) is not END:
             yield chunk
     finally:
-        await chunks.aclose()
+        await bridge.close()
         worker.join()
 
 

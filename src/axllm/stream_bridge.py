@@ -10,11 +10,14 @@ Contract:
   ``loop.call_soon_threadsafe`` into an unbounded ``asyncio.Queue`` (a slow consumer never holds
   the model), then exactly one final message: the end, or the exception raised while starting or
   advancing the iterator. It never raises.
-* ``items()`` yields the items on the event loop and raises the producer's exception, if any.
-* When the consumer stops early (``break`` then ``aclose()``, task cancellation), the producer is
-  told to stop: it stops before its next item (an item under way is finished first), closes the
-  iterator (which cancels a generation) and posts its final message; closing ``items()`` returns
-  once that message has arrived, so the generation is over by then.
+* ``await next()`` returns the next item on the event loop, or ``END`` once the producer has
+  finished, and raises the producer's exception, if any.
+* ``await close()`` (always, in the consumer's ``finally``; also after the end) tells the producer
+  to stop: it stops before its next item (an item under way is finished first), closes the
+  iterator (which cancels a generation) and posts its final message; ``close()`` returns once that
+  message has arrived, so the generation is over by then. These are plain coroutines, not an
+  async generator, so the consumer's own async generator is the only one to finalize when the
+  event loop shuts down with a stream open.
 * If the event loop is closed, nobody listens any more: the producer stops the same way.
 """
 
@@ -22,11 +25,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncGenerator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 _ITEM, _END, _ERROR = "item", "end", "error"
+END = object()  # what StreamBridge.next returns once the producer has finished
 
 
 class StreamBridge(Generic[T]):
@@ -36,6 +40,7 @@ class StreamBridge(Generic[T]):
         self._loop = asyncio.get_running_loop()
         self._inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self._stop = threading.Event()
+        self._ended = False
 
     def _send(self, kind: str, value: Any) -> bool:
         try:
@@ -66,21 +71,20 @@ class StreamBridge(Generic[T]):
         else:
             self._send(_END, None)
 
-    async def items(self) -> AsyncGenerator[T, None]:
-        """The producer's items, on the event loop."""
-        ended = False
-        try:
-            while True:
-                kind, value = await self._inbox.get()
-                if kind == _ITEM:
-                    yield value
-                    continue
-                ended = True
-                if kind == _ERROR:
-                    raise value
-                return
-        finally:
-            self._stop.set()
-            while not ended:
-                kind, _ = await self._inbox.get()
-                ended = kind != _ITEM
+    async def next(self) -> Any:
+        """The producer's next item, or ``StreamBridge.END`` once it has finished; raises the
+        producer's exception. Not to be called again after END or an exception."""
+        kind, value = await self._inbox.get()
+        if kind == _ITEM:
+            return value
+        self._ended = True
+        if kind == _ERROR:
+            raise value
+        return END
+
+    async def close(self) -> None:
+        """Tells the producer to stop and waits for its final message (unless it has come)."""
+        self._stop.set()
+        while not self._ended:
+            kind, _ = await self._inbox.get()
+            self._ended = kind != _ITEM

@@ -27,7 +27,7 @@ import queue
 import threading
 from typing import Any, AsyncIterator, Callable, Iterator, Optional, TypeVar
 
-from axllm.stream_bridge import StreamBridge
+from axllm.stream_bridge import END, StreamBridge
 
 T = TypeVar("T")
 
@@ -97,12 +97,11 @@ class ModelThread:
         """The items of ``start(*args, **kwargs)``, produced on the thread."""
         bridge: StreamBridge[T] = StreamBridge()
         self._submit(lambda: bridge.produce(start, *args, **kwargs))
-        items = bridge.items()
         try:
-            async for item in items:
+            while (item := await bridge.next()) is not END:
                 yield item
         finally:
-            await items.aclose()
+            await bridge.close()
 
 
 def _post(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: Any) -> bool:
