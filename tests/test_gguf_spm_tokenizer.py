@@ -13,6 +13,7 @@ them is encoded on its own), checked once against llama-cpp-python on the same t
 from __future__ import annotations
 
 import io
+import logging
 import random
 import re
 from pathlib import Path
@@ -22,7 +23,7 @@ import pytest
 import sentencepiece as spm
 from helpers.gguf_files import save_gguf
 
-from axllm.build.gguf_spm import spm_merges
+from axllm.build.gguf_spm import spm_caveats, spm_merges
 from axllm.build.gguf_tokenizer import build_tokenizer, write_tokenizer_files
 from axllm.errors import ModelLoadError
 from axllm.tokenizer import Tokenizer
@@ -204,9 +205,34 @@ def test_missing_scores_is_a_clear_error(sp, tmp_path):
 
 
 def test_merges_rank_by_merged_piece_score():
-    tokens = ["a", "b", "c", "ab", "bc", "abc", "<0x41>", "xy", "<x>"]
-    types = [1, 1, 1, 1, 1, 1, 6, 1, 4]
-    scores = [0.0, 0.0, 0.0, -2.0, -1.0, -3.0, 0.0, -4.0, 0.0]
-    # "x" and "y" are not pieces but are still symbols to merge; "<x>" (user-defined) never merges.
-    assert spm_merges(tokens, types, scores) == [("b", "c"), ("a", "b"), ("a", "bc"), ("ab", "c"),
-                                                 ("x", "y")]
+    tokens = ["a", "b", "c", "ab", "bc", "abc", "<0x41>", "<x>"]
+    types = [1, 1, 1, 1, 1, 1, 6, 4]
+    scores = [0.0, 0.0, 0.0, -2.0, -1.0, -3.0, 0.0, 0.0]
+    assert spm_merges(tokens, types, scores) == [("b", "c"), ("a", "b"), ("a", "bc"), ("ab", "c")]
+    assert spm_caveats(tokens, types, scores) == []
+
+
+def test_vocabularies_a_merge_list_cannot_follow_are_named(tmp_path, caplog):
+    tokens = ["<unk>", "a", "b", "c", "ab", "bc", "xy", "abc", "zz"]
+    types = [2, 1, 1, 1, 1, 1, 1, 5, 1]
+    scores = [0.0, 0.0, 0.0, 0.0, -1.0, -1.0, -2.0, -3.0, -4.0]
+    caveats = spm_caveats(tokens, types, scores)
+    assert len(caveats) == 3
+    assert "2 pieces no merge of two pieces produces (e.g. 'xy')" in caveats[0]
+    assert "2 merged pieces sharing a score" in caveats[1] and "1 UNUSED" in caveats[2]
+    writer = gguf.GGUFWriter(tmp_path / "odd.gguf", "llama")
+    writer.add_tokenizer_model("llama")
+    writer.add_token_list(tokens)
+    writer.add_token_scores(scores)
+    writer.add_token_types(types)
+    save_gguf(writer)
+    with caplog.at_level(logging.WARNING, logger="axllm"):
+        tok = build_tokenizer(gguf.GGUFReader(tmp_path / "odd.gguf"))
+    assert "odd.gguf: the SentencePiece vocabulary has 2 pieces" in caplog.text
+    assert tok.encode("ab", add_special_tokens=False).tokens[-1] == "ab"  # after the unknown "▁"
+
+
+def test_a_trained_vocabulary_has_no_caveats(sp, caplog):
+    n = sp.get_piece_size()
+    types = [piece_type(sp, i) for i in range(n)]
+    assert spm_caveats([sp.id_to_piece(i) for i in range(n)], types, [sp.get_score(i) for i in range(n)]) == []
