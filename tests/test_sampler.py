@@ -398,3 +398,14 @@ def test_bad_parameter_types_and_names_raise_type_error_naming_them():
     with pytest.raises(TypeError):
         Sampler(0.5)
     assert Sampler(temperature=None, top_k=None).params == Sampler().params
+
+
+def test_bools_are_not_numbers_and_ints_are_integral():
+    for kwargs, match in ((dict(top_k=True), "^top_k must be an int"), (dict(temperature=True), "^temperature"),
+                          (dict(enable_top_k=0.0), "^enable_top_k must be a bool"),
+                          (dict(penalty_window=2.5), "^penalty_window must be an int")):
+        with pytest.raises(TypeError, match=match):
+            Sampler(**kwargs)
+    with pytest.raises(ValueError, match=r"^penalty_window must fit in int32"):
+        Sampler(mode="vendor", penalty_window=2**70)
+    assert Sampler(top_k=np.int64(3), temperature=np.float32(0.5)).params["top_k"] == 3

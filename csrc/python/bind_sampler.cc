@@ -102,20 +102,40 @@ SamplingParams sampling_params_from(const py::dict& d) {
   auto get = [&](const char* key) -> py::object {
     return d.contains(key) ? py::reinterpret_borrow<py::object>(d[key]) : py::none();
   };
-  // Sets `out` from d[key] unless it is absent or None; a value of the wrong type is a TypeError
-  // naming the key.
+  // Sets `out` from d[key] unless it is absent or None. Numbers must be numbers (a bool is not one),
+  // flags bools, ints integral (ValueError outside int32); a wrong type is a TypeError naming the key.
+  auto wrong_type = [&](const char* key, const char* kind, const py::object& v) {
+    return py::type_error(std::string(key) + " must be " + kind + ", got " + std::string(py::repr(v)));
+  };
   auto set = [&](const char* key, auto& out, const char* kind) {
     const py::object v = get(key);
     if (v.is_none()) return;
     using T = std::remove_reference_t<decltype(out)>;
-    try {
-      if constexpr (std::is_same_v<T, int32_t>) {
-        out = to_int32(v.cast<int64_t>(), key);
-      } else {
-        out = v.cast<T>();
+    if constexpr (std::is_same_v<T, bool>) {
+      py::detail::make_caster<bool> flag;
+      if (!flag.load(v, /*convert=*/false)) throw wrong_type(key, kind, v);
+      out = py::detail::cast_op<bool>(flag);
+    } else if constexpr (std::is_same_v<T, int32_t>) {
+      if (PyBool_Check(v.ptr())) throw wrong_type(key, kind, v);
+      const py::object index = py::reinterpret_steal<py::object>(PyNumber_Index(v.ptr()));
+      if (!index) {
+        PyErr_Clear();
+        throw wrong_type(key, kind, v);
       }
-    } catch (const py::cast_error&) {
-      throw py::type_error(std::string(key) + " must be " + kind + ", got " + std::string(py::repr(v)));
+      int overflow = 0;
+      const long long n = PyLong_AsLongLongAndOverflow(index.ptr(), &overflow);
+      if (overflow != 0) {
+        throw std::invalid_argument(std::string(key) + " must fit in int32, got " + std::string(py::repr(v)));
+      }
+      out = to_int32(static_cast<int64_t>(n), key);
+    } else if constexpr (std::is_same_v<T, float>) {
+      py::detail::make_caster<float> number;
+      if (PyBool_Check(v.ptr()) || !number.load(v, /*convert=*/true)) throw wrong_type(key, kind, v);
+      out = py::detail::cast_op<float>(number);
+    } else {
+      py::detail::make_caster<T> text;
+      if (!text.load(v, /*convert=*/false)) throw wrong_type(key, kind, v);
+      out = py::detail::cast_op<T>(text);
     }
   };
   if (!get("mode").is_none()) {
@@ -148,7 +168,7 @@ void register_sampler(py::module_& m) {
            "        repetition_penalty=1.0, presence_penalty=0.0, frequency_penalty=0.0, seed=None,\n"
            "        enable_top_p=False, enable_top_k=False, penalty_window=20)\n"
            "Keyword arguments only; an omitted or None one keeps its default. Raises ValueError\n"
-           "naming a bad value or an unknown parameter, TypeError naming one of the wrong type.")
+           "naming a bad value, TypeError naming an unknown parameter or one of the wrong type.")
       .def_property_readonly("params", [](const Sampler& s) { return params_dict(s.params()); },
                              "The parameters as a dict (seed None when unseeded).")
       .def(
