@@ -344,3 +344,8 @@ def test_prefill_progress_shows_only_slow_prefills_and_erases_itself():
     slow(32, 57)
     slow(57, 57)
     assert err.getvalue() == "\r[prefill 16/57 tokens]\r[prefill 32/57 tokens]\r\x1b[K"
+    cut_short = chat.PrefillProgress(err, delay_s=0)
+    cut_short(16, 57)
+    cut_short.clear()
+    cut_short.clear()
+    assert err.getvalue().endswith("\r[prefill 16/57 tokens]\r\x1b[K")

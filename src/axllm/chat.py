@@ -137,15 +137,19 @@ class PrefillProgress:
 
     def __call__(self, done: int, total: int) -> None:
         if done >= total:
-            if self.shown:
-                self.stream.write("\r\x1b[K")
-                self.stream.flush()
-                self.shown = False
+            self.clear()
             return
         if self.shown or time.monotonic() - self.start >= self.delay_s:
             self.stream.write(f"\r[prefill {done}/{total} tokens]")
             self.stream.flush()
             self.shown = True
+
+    def clear(self) -> None:
+        """Erases the progress line, if shown (also when a prefill ends early: Ctrl-C, an error)."""
+        if self.shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self.shown = False
 
 
 class LoadProgress:
@@ -412,8 +416,9 @@ class Repl:
         Ctrl-C stops the model and drops the turn; ``last`` keeps the final chunk either way."""
         messages = [*self.messages, {"role": "user", "content": content}]
         kwargs = self.generation_kwargs()
-        if self.err.isatty():
-            kwargs["prefill_progress"] = PrefillProgress(self.err)
+        progress = PrefillProgress(self.err) if self.err.isatty() else None
+        if progress is not None:
+            kwargs["prefill_progress"] = progress
         stream = self.llm.chat(messages, stream=True, **kwargs)
         feed = Feed(stream)
         parts: list[str] = []
@@ -435,6 +440,9 @@ class Repl:
             if parts:
                 self.out.write("\n")
             raise
+        finally:
+            if progress is not None:
+                progress.clear()
         if last is not None and last.metrics is not None:
             self.last = last
         if interrupted or last is None or last.finish_reason == "cancelled" or last.metrics is None:
