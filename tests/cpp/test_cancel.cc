@@ -11,52 +11,10 @@
 #include "axllm/backends.h"
 #include "axllm/llm.h"
 #include "check.h"
+#include "hooked_backend.h"
 #include "tiny_model_files.h"
 
 namespace {
-
-// Counts runs of the layer models (the post model is not counted) and calls a hook after each.
-struct RunHook {
-  int runs = 0;
-  int trigger = -1;  // after this many runs, call on_trigger (once); -1 never
-  std::function<void()> on_trigger;
-  void after_run() {
-    if (++runs == trigger && on_trigger) on_trigger();
-  }
-};
-
-class HookedModel : public axllm::Model {
- public:
-  HookedModel(std::unique_ptr<axllm::Model> inner, RunHook* hook) : inner_(std::move(inner)), hook_(hook) {}
-  const std::string& path() const override { return inner_->path(); }
-  const std::vector<axllm::GroupSpec>& groups() const override { return inner_->groups(); }
-  void bind(int group, std::string_view tensor, std::shared_ptr<axllm::Buffer> buffer, size_t offset) override {
-    inner_->bind(group, tensor, std::move(buffer), offset);
-  }
-  void run(int group) override {
-    inner_->run(group);
-    if (hook_) hook_->after_run();
-  }
-
- private:
-  std::unique_ptr<axllm::Model> inner_;
-  RunHook* hook_;
-};
-
-class HookedBackend : public axllm::Backend {
- public:
-  explicit HookedBackend(RunHook* hook) : inner_(axllm::cpu_backend()), hook_(hook) {}
-  std::string name() const override { return inner_->name(); }
-  std::unique_ptr<axllm::Model> load_model(const std::string& path) override {
-    const bool is_post = path.find("_post.") != std::string::npos;
-    return std::make_unique<HookedModel>(inner_->load_model(path), is_post ? nullptr : hook_);
-  }
-  std::shared_ptr<axllm::Buffer> allocate(size_t bytes) override { return inner_->allocate(bytes); }
-
- private:
-  std::shared_ptr<axllm::Backend> inner_;
-  RunHook* hook_;
-};
 
 axllm::FinishReason run_to_end(axllm::Generation& gen) {
   axllm::StepResult r;
@@ -81,8 +39,8 @@ int main() {
   const std::vector<int32_t> prompt = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20};
   const int chunks = (static_cast<int>(prompt.size()) + kPrefill - 1) / kPrefill;
 
-  RunHook hook;
-  auto llm = axllm::Llm::load(std::make_shared<HookedBackend>(&hook), files);
+  axllm_test::Hooks hook;
+  auto llm = axllm::Llm::load(std::make_shared<axllm_test::HookedBackend>(&hook), files);
   hook.on_trigger = [&llm] { llm->stop(); };
   auto reference = llm->generate(prompt, opts);
   CHECK(run_to_end(*reference) == axllm::FinishReason::kLength);

@@ -99,14 +99,16 @@ inline void write_embeddings(const std::string& path) {
       .write(reinterpret_cast<const char*>(rows.data()), static_cast<std::streamsize>(rows.size() * 2));
 }
 
-// A two-layer model directory shaped like pulsar2's output, in a fresh temporary directory named
-// after `name` and the process id. Returns its path; the caller removes it.
-inline std::filesystem::path write_model_dir(const std::string& name) {
+// A model directory of `layers` layers shaped like pulsar2's output, in a fresh temporary
+// directory named after `name` and the process id. Returns its path; the caller removes it.
+inline std::filesystem::path write_model_dir(const std::string& name, int layers = 2) {
   namespace fs = std::filesystem;
   const fs::path dir = fs::temp_directory_path() / (name + "_" + std::to_string(::getpid()));
   fs::create_directories(dir);
-  write_layer((dir / "llama_p8_l0_together.cpumodel").string(), 3);
-  write_layer((dir / "llama_p8_l1_together.cpumodel").string(), 4);
+  for (int l = 0; l < layers; ++l) {
+    write_layer((dir / ("llama_p8_l" + std::to_string(l) + "_together.cpumodel")).string(),
+                static_cast<unsigned>(3 + l));
+  }
   write_post((dir / "llama_post.cpumodel").string());
   write_embeddings((dir / "model.embed_tokens.weight.bfloat16.bin").string());
   return dir;
