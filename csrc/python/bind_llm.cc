@@ -151,11 +151,7 @@ void register_llm(py::module_& m) {
       // Every call that takes the model's lock releases the GIL first: a step holding the lock may
       // be waiting for the GIL (a prefill_progress callback), so waiting for the lock with the GIL
       // held would deadlock.
-      .def_property_readonly("kv_tokens",
-                             [](const Llm& l) {
-                               py::gil_scoped_release release;
-                               return l.kv_tokens();
-                             })
+      .def_property_readonly("kv_tokens", py::cpp_function(&Llm::kv_tokens, py::call_guard<py::gil_scoped_release>()))
       .def(
           "generate",
           [](Llm& l, std::vector<int32_t> prompt, int32_t max_new_tokens, std::vector<int32_t> eos_ids,
@@ -193,14 +189,8 @@ void register_llm(py::module_& m) {
       .def("pin_prefix", &Llm::pin_prefix, py::arg("n"), py::call_guard<py::gil_scoped_release>(),
            "Keep the first n cached tokens across reset().")
       .def_property_readonly("pinned_prefix",
-                             [](const Llm& l) {
-                               py::gil_scoped_release release;
-                               return l.pinned_prefix();
-                             })
-      .def_property_readonly("kv_size", [](const Llm& l) {
-        py::gil_scoped_release release;
-        return l.kv_size();
-      })
+                             py::cpp_function(&Llm::pinned_prefix, py::call_guard<py::gil_scoped_release>()))
+      .def_property_readonly("kv_size", py::cpp_function(&Llm::kv_size, py::call_guard<py::gil_scoped_release>()))
       .def(
           "read_kv",
           [](const Llm& l, int layer, bool values, int64_t rows) {

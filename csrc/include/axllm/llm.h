@@ -121,6 +121,8 @@ class Llm : public std::enable_shared_from_this<Llm> {
    private:
     const Llm& llm_;
   };
+  // Throws std::logic_error when this thread holds mutex_ (inside a step's callback).
+  void refuse_reentry() const;
   mutable std::mutex mutex_;
   mutable std::atomic<std::thread::id> owner_{};
   std::atomic<uint64_t> serial_{0};

@@ -143,7 +143,6 @@ LayerStack::LayerStack(Backend& backend, const ModelFiles& files, const Llm::Pro
   for (size_t l = 0; l < layers_.size(); ++l) {
     if (l == 0 || layers_[l]->placement() != layers_[l - 1]->placement()) {
       Segment seg;
-      seg.first = l;
       seg.hidden[0] = backend.allocate(hidden_bytes);
       seg.hidden[1] = backend.allocate(hidden_bytes);
       for (int gi = 0; gi < g.n_groups; ++gi) {
@@ -170,7 +169,7 @@ LayerStack::LayerStack(Backend& backend, const ModelFiles& files, const Llm::Pro
   index_scratch_.resize(static_cast<size_t>(P));
   const size_t c1 = static_cast<size_t>(g.kv_len + 1);
   for (size_t i = 0; i < c1; ++i) write_mask_value(mask_scratch_.data() + i * esz_, i == c1 - 1);
-  for (const Segment& seg : segments_) seg.masks[0]->write(0, mask_scratch_.data(), c1 * esz_);
+  write_to_segments(&Segment::masks, 0, 0, mask_scratch_.data(), c1 * esz_);
   decode_open_ = 0;
   logits_buffer_ = backend.allocate(pout.bytes);
   post_->bind(0, "output", logits_buffer_);
@@ -222,9 +221,7 @@ bool LayerStack::run_prefill(int group, int64_t history, int64_t n, const KvCach
   for (int64_t i = 0; i < P; ++i) {
     index_scratch_[i] = i < n ? static_cast<uint32_t>(history + i) : 0u;
   }
-  for (const Segment& seg : segments_) {
-    seg.indices[static_cast<size_t>(group)]->write(0, index_scratch_.data(), static_cast<size_t>(P) * sizeof(uint32_t));
-  }
+  write_to_segments(&Segment::indices, group, 0, index_scratch_.data(), static_cast<size_t>(P) * sizeof(uint32_t));
   for (int64_t r = 0; r < P; ++r) {
     uint8_t* row = mask_scratch_.data() + static_cast<size_t>(r * width) * esz_;
     for (int64_t c = 0; c < width; ++c) {
@@ -232,9 +229,7 @@ bool LayerStack::run_prefill(int group, int64_t history, int64_t n, const KvCach
       write_mask_value(row + c * esz_, open);
     }
   }
-  for (const Segment& seg : segments_) {
-    seg.masks[static_cast<size_t>(group)]->write(0, mask_scratch_.data(), static_cast<size_t>(P * width) * esz_);
-  }
+  write_to_segments(&Segment::masks, group, 0, mask_scratch_.data(), static_cast<size_t>(P * width) * esz_);
   bind_outputs_at(group, history, kv);
   for (size_t l = 0; l < layers_.size(); ++l) {
     if (cancel.load(std::memory_order_relaxed)) return false;
@@ -248,23 +243,26 @@ void LayerStack::set_decode_open(int64_t n) {
   const int64_t lo = std::min(n, decode_open_);
   const int64_t hi = std::max(n, decode_open_);
   for (int64_t i = lo; i < hi; ++i) write_mask_value(mask_scratch_.data() + (i - lo) * esz_, n > decode_open_);
-  for (const Segment& seg : segments_) {
-    seg.masks[0]->write(static_cast<size_t>(lo) * esz_, mask_scratch_.data(), static_cast<size_t>(hi - lo) * esz_);
-  }
+  write_to_segments(&Segment::masks, 0, static_cast<size_t>(lo) * esz_, mask_scratch_.data(),
+                    static_cast<size_t>(hi - lo) * esz_);
   decode_open_ = n;
 }
 
 void LayerStack::run_decode(int64_t pos, const KvCache& kv) {
   set_decode_open(pos);
   const uint32_t idx = static_cast<uint32_t>(pos);
-  for (const Segment& seg : segments_) seg.indices[0]->write(0, &idx, sizeof idx);
+  write_to_segments(&Segment::indices, 0, 0, &idx, sizeof idx);
   bind_outputs_at(0, pos, kv);
   for (size_t l = 0; l < layers_.size(); ++l) run_layer(l, 0, 1);
 }
 
+void LayerStack::write_to_segments(SegmentBuffers which, int group, size_t offset, const void* src, size_t n) {
+  for (Segment& seg : segments_) (seg.*which)[static_cast<size_t>(group)]->write(offset, src, n);
+}
+
 void LayerStack::run_layer(size_t l, int group, int64_t rows) {
   const size_t s = segment_of_[l];
-  if (s > 0 && segments_[s].first == l) {
+  if (l > 0 && segment_of_[l - 1] != s) {
     const size_t bytes = static_cast<size_t>(rows * geometry_.hidden) * esz_;
     segments_[s].hidden[l % 2]->copy_from(*segments_[s - 1].hidden[l % 2], 0, 0, bytes);
   }

@@ -51,11 +51,13 @@ class LayerStack {
   void run_layer(size_t l, int group, int64_t rows);
 
   struct Segment {
-    size_t first = 0;  // the segment's first layer
     std::shared_ptr<Buffer> hidden[2];  // layer l reads hidden[l % 2] and writes hidden[(l + 1) % 2]
     std::vector<std::shared_ptr<Buffer>> indices;  // per group
     std::vector<std::shared_ptr<Buffer>> masks;    // per group
   };
+  using SegmentBuffers = std::vector<std::shared_ptr<Buffer>> Segment::*;
+  // Writes `n` bytes at `offset` of `group`'s mask or index buffer in every segment.
+  void write_to_segments(SegmentBuffers which, int group, size_t offset, const void* src, size_t n);
 
   std::vector<std::unique_ptr<Model>> layers_;
   std::unique_ptr<Model> post_;

@@ -39,12 +39,16 @@ std::shared_ptr<Llm> Llm::load(std::shared_ptr<Backend> backend, const ModelFile
 
 Llm::~Llm() = default;
 
-Llm::StateLock::StateLock(const Llm& llm) : llm_(llm) {
-  if (llm.owner_.load() == std::this_thread::get_id()) {
+void Llm::refuse_reentry() const {
+  if (owner_.load() == std::this_thread::get_id()) {
     throw std::logic_error(
         "the model is running a step on this thread: it cannot be used from inside a "
         "prefill_progress callback (stop() is the one call allowed there)");
   }
+}
+
+Llm::StateLock::StateLock(const Llm& llm) : llm_(llm) {
+  llm.refuse_reentry();
   llm.mutex_.lock();
   llm.owner_.store(std::this_thread::get_id());
 }
@@ -205,11 +209,7 @@ void Llm::stop() {
 }
 
 std::unique_ptr<Generation> Llm::generate(std::vector<int32_t> prompt, GenerationOptions options) {
-  if (owner_.load() == std::this_thread::get_id()) {
-    throw std::logic_error(
-        "the model is running a step on this thread: no generation can start from inside a "
-        "prefill_progress callback");
-  }
+  refuse_reentry();  // starting a generation does not take the lock but supersedes the running one
   if (prompt.empty()) throw std::invalid_argument("prompt must contain at least one token");
   for (int32_t t : prompt) {
     if (t < 0 || t >= geometry_.vocab) {
