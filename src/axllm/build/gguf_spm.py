@@ -77,11 +77,12 @@ def spm_caveats(tokens: Sequence[str], types: Sequence[int], scores: Sequence[fl
     return caveats
 
 
-def spm_tokenizer(tokens: Sequence[str], types: Sequence[int], scores: Sequence[float] | None,
-                  unk_id: int | None, add_space_prefix: bool, source: str) -> Tokenizer:
-    """A ``Tokenizer`` encoding and decoding as SentencePiece BPE over ``tokens`` (ids are list
-    positions). Added tokens are the caller's to register. Raises ``ModelLoadError`` naming
-    ``source`` when the scores are missing or do not match the tokens."""
+def spm_tokenizer(tokens: Sequence[str], ids: dict[str, int], types: Sequence[int],
+                  scores: Sequence[float] | None, unk_id: int | None, add_space_prefix: bool,
+                  source: str) -> Tokenizer:
+    """A ``Tokenizer`` encoding and decoding as SentencePiece BPE over ``tokens`` (``ids`` maps
+    each token to its position). Added tokens are the caller's to register. Raises
+    ``ModelLoadError`` naming ``source`` when the scores are missing or do not match the tokens."""
     if scores is None:
         raise ModelLoadError(f"{source}: tokenizer.ggml.scores is missing (a llama SentencePiece "
                              "vocabulary needs it)")
@@ -94,7 +95,7 @@ def spm_tokenizer(tokens: Sequence[str], types: Sequence[int], scores: Sequence[
         logger.warning("%s: the SentencePiece vocabulary has %s; some texts may not tokenize as "
                        "sentencepiece and llama.cpp tokenize them", source, caveat)
     bpe = models.BPE(
-        vocab={token: i for i, token in enumerate(tokens)},
+        vocab=ids,
         merges=spm_merges(tokens, types, scores),
         unk_token=tokens[unk_id] if unk_id is not None else None,
         fuse_unk=True,

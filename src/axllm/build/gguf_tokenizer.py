@@ -159,6 +159,7 @@ def _pre_tokenizer(spec: _PreSpec) -> PreTokenizer:
 class _Vocab:
     tokens: list[str]
     types: list[int]
+    ids: dict[str, int]  # token -> its GGUF id
 
 
 def _read_vocab(reader: gguf.GGUFReader) -> _Vocab:
@@ -168,7 +169,8 @@ def _read_vocab(reader: gguf.GGUFReader) -> _Vocab:
         raise ModelLoadError(f"{source}: tokenizer.ggml.tokens is missing or empty")
     # llama.cpp renames empty tokens the same way, so ids stay dense and strings unique.
     tokens = [t if t else f"[EMPTY_{i}]" for i, t in enumerate(tokens)]
-    if len(set(tokens)) != len(tokens):
+    ids = {token: i for i, token in enumerate(tokens)}
+    if len(ids) != len(tokens):
         seen: set[str] = set()
         for token in tokens:
             if token in seen:
@@ -181,7 +183,7 @@ def _read_vocab(reader: gguf.GGUFReader) -> _Vocab:
         raise ModelLoadError(
             f"{source}: tokenizer.ggml.token_type has {len(types)} entries for {len(tokens)} tokens"
         )
-    return _Vocab(tokens, [int(t) for t in types])
+    return _Vocab(tokens, [int(t) for t in types], ids)
 
 
 def _read_merges(reader: gguf.GGUFReader) -> list[tuple[str, str]]:
@@ -251,7 +253,7 @@ def _byte_level_bpe(reader: gguf.GGUFReader, vocab: _Vocab) -> tuple[Tokenizer, 
     """``tokenizer.ggml.model == "gpt2"``: the tokenizer and whether BOS is added by default."""
     spec = _pre_spec(reader)
     bpe = models.BPE(
-        vocab={token: i for i, token in enumerate(vocab.tokens)},
+        vocab=vocab.ids,
         merges=_read_merges(reader),
         fuse_unk=False,
         byte_fallback=False,
@@ -272,13 +274,12 @@ def _build(reader: gguf.GGUFReader) -> _Built:
             "'gpt2' (byte-level BPE), 'llama' (SentencePiece BPE)"
         )
     vocab = _read_vocab(reader)
-    ids = {token: i for i, token in enumerate(vocab.tokens)}
     special = _special_ids(reader, len(vocab.tokens))
     if model == "gpt2":
         tokenizer, add_bos_default = _byte_level_bpe(reader, vocab)
     else:
         scores = read_field(reader, "tokenizer.ggml.scores")
-        tokenizer = spm_tokenizer(vocab.tokens, vocab.types, scores, special.get("unk"),
+        tokenizer = spm_tokenizer(vocab.tokens, vocab.ids, vocab.types, scores, special.get("unk"),
                                   bool(read_field(reader, "tokenizer.ggml.add_space_prefix", True)),
                                   source)
         add_bos_default = True
@@ -290,7 +291,7 @@ def _build(reader: gguf.GGUFReader) -> _Built:
     tokenizer.add_special_tokens([t for t in added if t.special])
     tokenizer.add_tokens([t for t in added if not t.special])
     for token in added:
-        if tokenizer.token_to_id(token.content) != ids[token.content]:
+        if tokenizer.token_to_id(token.content) != vocab.ids[token.content]:
             raise ModelLoadError(f"{source}: added token {token.content!r} lost its GGUF id")
     # An explicit flag wins; without one, BOS follows the pre-tokenizer's default (if the file
     # has a BOS id at all) and EOS is not added. A flag set without its id is a broken file.
