@@ -32,6 +32,22 @@ def real_gguf():
 
 
 QWEN = "qwen2.5-coder-0.5b-instruct-q4_k_m"
+SMOLLM = "smollm2-135m-instruct-q4_1"
+
+
+@pytest.fixture(scope="session")
+def real_dirs(real_gguf, tmp_path_factory) -> dict[str, Path]:
+    """Tokenizer files exported from the two real GGUFs (QWEN and SMOLLM), once per session."""
+    import gguf
+
+    from axllm.build.gguf_tokenizer import write_tokenizer_files
+
+    dirs = {}
+    for name in (QWEN, SMOLLM):
+        out = tmp_path_factory.mktemp(name.split("-")[0])
+        write_tokenizer_files(gguf.GGUFReader(real_gguf(name)), out)
+        dirs[name] = out
+    return dirs
 
 
 @pytest.fixture(scope="session")

@@ -9,12 +9,10 @@ import logging
 from datetime import datetime
 from pathlib import Path
 
-import gguf
 import pytest
 from tokenizers import AddedToken, decoders, models, pre_tokenizers
 from tokenizers import Tokenizer as Backend
 
-from axllm.build.gguf_tokenizer import write_tokenizer_files
 from axllm.chat_template import FALLBACK_ORIGIN, ChatTemplate
 from axllm.errors import ModelLoadError, TemplateError
 
@@ -344,16 +342,6 @@ def test_chatml_fallback(tmp_path: Path, caplog) -> None:
 
 QWEN = "qwen2.5-coder-0.5b-instruct-q4_k_m"
 SMOLLM = "smollm2-135m-instruct-q4_1"
-
-
-@pytest.fixture(scope="module")
-def real_dirs(real_gguf, tmp_path_factory) -> dict[str, Path]:
-    dirs = {}
-    for name in (QWEN, SMOLLM):
-        out = tmp_path_factory.mktemp(name.split("-")[0])
-        write_tokenizer_files(gguf.GGUFReader(real_gguf(name)), out)
-        dirs[name] = out
-    return dirs
 
 
 REAL_CHATS = [

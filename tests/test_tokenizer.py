@@ -11,12 +11,10 @@ import json
 import random
 from pathlib import Path
 
-import gguf
 import pytest
 from tokenizers import AddedToken, decoders, models, normalizers, pre_tokenizers, processors
 from tokenizers import Tokenizer as Backend
 
-from axllm.build.gguf_tokenizer import write_tokenizer_files
 from axllm.errors import ModelLoadError
 from axllm.tokenizer import Detokenizer, Tokenizer
 
@@ -445,16 +443,6 @@ def test_wordpiece_clean_up_spaces(tmp_path: Path) -> None:
 
 
 # --- real models ------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def real_dirs(real_gguf, tmp_path_factory) -> dict[str, Path]:
-    dirs = {}
-    for name in (QWEN, SMOLLM):
-        out = tmp_path_factory.mktemp(name.split("-")[0])
-        write_tokenizer_files(gguf.GGUFReader(real_gguf(name)), out)
-        dirs[name] = out
-    return dirs
-
 
 # Rare kanji (鬱, 躑躅, 薔薇, 龘) and newer emoji (🫠, 🪿, 🧌) span several tokens even in Qwen's
 # large vocabulary.
