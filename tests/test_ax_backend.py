@@ -21,7 +21,7 @@ import pytest
 
 pytest.importorskip("transformers")
 
-from helpers.standin_models import host_and_npu_models, run_python  # noqa: E402
+from helpers.standin_models import host_and_npu_models, run_python, session_parity_code  # noqa: E402
 from helpers.tiny_models import TinyConfig  # noqa: E402
 
 
@@ -178,17 +178,7 @@ except axllm.EngineError as e:
 
 def test_inference_session_on_axmodel(models, cpp_build):
     host, npu = models
-    code = f"""
-import numpy as np, axllm
-s = axllm.InferenceSession({str(npu / 'llama_p8_l0_together.axmodel')!r})
-c = axllm.InferenceSession({str(host / 'llama_p8_l0_together.cpumodel')!r})
-assert s.num_groups == c.num_groups == 4
-feed = {{i.name: np.ones(i.shape, i.dtype) for i in s.get_inputs(1)}}
-a = s.run(None, feed, shape_group=1)
-b = c.run(None, feed, shape_group=1)
-assert all(np.array_equal(x, y) for x, y in zip(a, b))
-print("OK", [(i.name, i.shape) for i in s.get_inputs(0)][:2])
-"""
+    code = session_parity_code(host, npu)
     r = run_py(code, {"AXLLM_AX_LIB_DIR": str(cpp_build / "standin")})
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("OK")

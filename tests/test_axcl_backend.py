@@ -21,7 +21,7 @@ import pytest
 
 pytest.importorskip("transformers")
 
-from helpers.standin_models import host_and_npu_models, run_python  # noqa: E402
+from helpers.standin_models import host_and_npu_models, run_python, session_parity_code  # noqa: E402
 from helpers.tiny_models import TinyConfig  # noqa: E402
 
 
@@ -262,17 +262,7 @@ def test_auto_without_cards_falls_back_to_ax(models, cpp_build):
 
 def test_inference_session_on_axmodel(models, cpp_build):
     host, npu = models
-    code = f"""
-import numpy as np, axllm
-s = axllm.InferenceSession({str(npu / 'llama_p8_l0_together.axmodel')!r})
-c = axllm.InferenceSession({str(host / 'llama_p8_l0_together.cpumodel')!r})
-assert s.num_groups == c.num_groups == 4
-feed = {{i.name: np.ones(i.shape, i.dtype) for i in s.get_inputs(1)}}
-a = s.run(None, feed, shape_group=1)
-b = c.run(None, feed, shape_group=1)
-assert all(np.array_equal(x, y) for x, y in zip(a, b))
-print("OK")
-"""
+    code = session_parity_code(host, npu)
     ledger_env = axcl_env(cpp_build)
     r = run_py(code, ledger_env)
     assert r.returncode == 0, r.stderr

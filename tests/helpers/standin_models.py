@@ -37,3 +37,20 @@ def run_python(code: str, env_extra: dict, timeout: float = 180) -> subprocess.C
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AXLLM_AX", "AXLLM_STANDIN", "AXLLM_DEVICES"))}
     env.update(env_extra)
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def session_parity_code(host: Path, npu: Path) -> str:
+    """A script opening layer 0 through InferenceSession as an .axmodel (whichever vendor backend
+    the environment selects) and as the host-built file: same groups, and the prefill group gives
+    identical outputs for the same feed. Prints OK."""
+    return f"""
+import numpy as np, axllm
+s = axllm.InferenceSession({str(npu / 'llama_p8_l0_together.axmodel')!r})
+c = axllm.InferenceSession({str(host / 'llama_p8_l0_together.cpumodel')!r})
+assert s.num_groups == c.num_groups == 4
+feed = {{i.name: np.ones(i.shape, i.dtype) for i in s.get_inputs(1)}}
+a = s.run(None, feed, shape_group=1)
+b = c.run(None, feed, shape_group=1)
+assert all(np.array_equal(x, y) for x, y in zip(a, b))
+print("OK")
+"""
