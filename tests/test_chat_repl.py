@@ -9,19 +9,12 @@ import re
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
-from axllm import chat
-from axllm.chat import NOT_SUPPORTED
-from axllm.generation import Metrics
-from axllm.llm import LLM
+import pexpect
 
-try:
-    import pexpect
-except ImportError:
-    pexpect = None
+from axllm import chat
 
 PROMPT = ">>> "
 CONTINUATION = "... "
@@ -29,13 +22,10 @@ STATS = r"\[TTFT \d+ ms, prefill \d+ tok/s, decode [\d.]+ tok/s, \d+ tokens[^\]\
 
 
 def tiny_chat_model(root: Path, cfg_args: dict, options: dict) -> Path:
-    """A random Qwen2 with the byte-level test tokenizer, built for the CPU engine; skips the
-    test when there is no pseudo-terminal to drive the REPL through, or no transformers."""
+    """A random Qwen2 with the byte-level test tokenizer, built for the host engine; skips the
+    test where there is no pseudo-terminal to drive the REPL through (Windows)."""
     if sys.platform == "win32":
         pytest.skip("the REPL tests need a POSIX pseudo-terminal")
-    if pexpect is None:
-        pytest.skip("pexpect is not installed (it drives the REPL through a pseudo-terminal)")
-    pytest.importorskip("transformers")
     from helpers.tiny_models import TinyConfig, make_model, save_model
     from helpers.tiny_tokenizer import write_tiny_tokenizer
 
@@ -151,15 +141,9 @@ def test_stats(fast, tmp_path):
     assert "last reply: TTFT" in out and "6 tokens, finish: length\n" in out
     assert "prefill: " in out and "tok/s" in out
     assert "decode: " in out
-    if "cached_tokens" in Metrics.__dataclass_fields__:
-        assert "prompt tokens: 0 cached, 24 prefilled\n" in out
-    else:
-        assert f"cached and prefilled tokens: {NOT_SUPPORTED}" in out
-    if hasattr(LLM, "context_usage"):
-        used = re.search(r"^context: (\d+)/256 tokens \(\d+%\)$", out, re.MULTILINE)
-        assert used and 24 < int(used.group(1)) <= 30, out
-    else:
-        assert f"context usage: {NOT_SUPPORTED}" in out
+    assert "prompt tokens: 0 cached, 24 prefilled\n" in out
+    used = re.search(r"^context: (\d+)/256 tokens \(\d+%\)$", out, re.MULTILINE)
+    assert used and 24 < int(used.group(1)) <= 30, out
     assert r.quit() == 0
 
 
@@ -200,9 +184,14 @@ def test_set_parameters(fast, tmp_path):
     assert "temperature = " not in r.command("/set")
     assert r.command("/set top_k=5 temperature=default") == "[top_k = 5, temperature = default]\r\n"
     bad = r.command("/set bogus=1")
-    assert bad.startswith("error: unknown parameter 'bogus'") and bad.count("\r\n") == 1
+    assert bad.startswith("error: unknown option 'bogus'") and bad.count("\r\n") == 1
     bad = r.command("/set top_p=2")
-    assert bad == "error: top_p must be a number in (0, 1], got '2'\r\n"
+    assert bad == "error: top_p must be in (0, 1], got 2\r\n"
+    assert r.command("/set top_k=2.5") == "error: top_k must be an integer, got '2.5'\r\n"
+    assert r.command("/set overflow=sideways").startswith("error: overflow must be one of")
+    assert r.command("/set stop=\\n stop=END") == "[stop = ['\\n', 'END']]\r\n"
+    assert "stop = ['\\n', 'END']\r\n" in r.command("/set")
+    assert r.command("/set stop=") == "[stop = []]\r\n"
     assert r.command("/set seed=-1").startswith("error: seed must be")
     assert r.command("/set temperature").startswith("error: write temperature=VALUE")
     assert "top_k = 5\r\n" in r.command("/set")
@@ -251,8 +240,6 @@ def test_system_prompt_and_reset(fast, tmp_path):
 
 
 def test_save_and_load_in_a_new_process(fast, tmp_path):
-    if not hasattr(LLM, "save_session"):
-        pytest.skip(f"LLM.save_session is {NOT_SUPPORTED}")
     path = tmp_path / "chat.axkv"
     r = Repl(fast, tmp_path, "--system", "be brief")
     first, _ = r.reply("hello")
@@ -303,34 +290,6 @@ def test_ctrl_d_exits_0_and_slash_escape(fast, tmp_path):
     r.reply("//etc/hosts")
     assert "<|im_start|>user\r\n/etc/hosts<|im_end|>" in r.command("/template")
     assert r.quit() == 0
-
-
-class OldBuildLLM:
-    """An LLM without session files, context usage or cached-token counts: it replies "ok"."""
-
-    @property
-    def default_sampling(self):
-        return {"mode": "hf", "temperature": 0.0}
-
-    def chat(self, messages, stream, **kwargs):
-        metrics = SimpleNamespace(ttft_ms=1.0, prefill_tokens_per_s=10.0, decode_tokens_per_s=5.0,
-                                  generated_tokens=1, prompt_tokens=3, prefill_ms=1.0, decode_ms=0.0)
-        yield SimpleNamespace(text="ok", token_ids=[1], finish_reason="stop", metrics=metrics)
-
-    def reset(self):
-        pass
-
-
-def test_missing_features_print_not_supported(tmp_path):
-    out, err = io.StringIO(), io.StringIO()
-    repl = chat.Repl(OldBuildLLM(), out=out, err=err)
-    for line in ("hello", "/stats", f"/save {tmp_path / 's'}", f"/load {tmp_path / 's'}"):
-        assert repl.handle(line, block=False)
-    assert out.getvalue().startswith("ok\n[TTFT 1 ms, prefill 10 tok/s, decode 5.0 tok/s, 1 tokens]\n")
-    assert f"cached and prefilled tokens: {NOT_SUPPORTED}\n" in out.getvalue()
-    assert f"context usage: {NOT_SUPPORTED}\n" in out.getvalue()
-    assert err.getvalue() == (f"error: /save is {NOT_SUPPORTED} (no LLM.save_session)\n"
-                              f"error: /load is {NOT_SUPPORTED} (no LLM.load_session)\n")
 
 
 def test_prefill_progress_shows_only_slow_prefills_and_erases_itself():

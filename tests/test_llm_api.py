@@ -17,6 +17,7 @@ from helpers.tiny_models import TinyConfig, make_model, save_model  # noqa: E402
 from helpers.tiny_tokenizer import write_tiny_tokenizer  # noqa: E402
 
 import axllm  # noqa: E402
+from axllm._core import Sampler  # noqa: E402
 from axllm.build import BuildOptions, build  # noqa: E402
 
 OPTS = BuildOptions(prefill_len=8, kv_cache_len=96, last_kv_cache_len=[8, 16], hidden_state_type="fp32",
@@ -126,9 +127,10 @@ def test_gil_is_free_while_generating(tmp_path_factory):
     ticks = []
     span = {}
 
-    def work():
+    def work():  # generations until 0.3 s have passed, whatever the machine's speed
         span["t0"] = time.perf_counter()
-        lm.generate(list(range(1, 60)), max_new_tokens=30, temperature=0)
+        while time.perf_counter() - span["t0"] < 0.3:
+            lm.generate(list(range(1, 60)), max_new_tokens=30, temperature=0)
         span["t1"] = time.perf_counter()
 
     t = threading.Thread(target=work)
@@ -253,19 +255,19 @@ def test_axmodel_files_need_an_npu_backend(built, tmp_path):
 def test_sampling_defaults_from_generation_config(built, tmp_path):
     d = _copy(built, tmp_path)
     gen = json.loads((d / "generation_config.json").read_text())
-    assert axllm.LLM(d).default_sampling == {"mode": "hf", "temperature": 0.0}
+    assert axllm.LLM(d).default_sampling == Sampler(mode="hf", temperature=0.0).params
     gen.update({"do_sample": True, "temperature": 0.7, "top_p": 0.8, "repetition_penalty": 1.05})
     (d / "generation_config.json").write_text(json.dumps(gen))
     lm = axllm.LLM(d)
-    assert lm.default_sampling == {"mode": "hf", "temperature": 0.7, "top_k": 50, "top_p": 0.8,
-                                   "repetition_penalty": 1.05}
+    assert lm.default_sampling == Sampler(mode="hf", temperature=0.7, top_k=50, top_p=0.8,
+                                          repetition_penalty=1.05).params
     a = lm.generate("abc", max_new_tokens=20, seed=3)
     b = lm.generate("abc", max_new_tokens=20, temperature=0.7, top_k=50, top_p=0.8,
                     repetition_penalty=1.05, seed=3)
     assert a.token_ids == b.token_ids
     gen["do_sample"] = False
     (d / "generation_config.json").write_text(json.dumps(gen))
-    assert axllm.LLM(d).default_sampling == {"mode": "hf", "temperature": 0.0, "repetition_penalty": 1.05}
+    assert axllm.LLM(d).default_sampling == Sampler(mode="hf", temperature=0.0, repetition_penalty=1.05).params
 
 
 def test_huge_max_new_tokens_is_capped_not_a_crash(llm):

@@ -253,6 +253,7 @@ def test_params_dict():
     (dict(min_p=1.5), "min_p"),
     (dict(temperature=float("inf")), "temperature"),
     (dict(temperature=float("nan")), "temperature"),
+    (dict(temperature=-1.0), "temperature"),
     (dict(repetition_penalty=0.0), "repetition_penalty"),
     (dict(repetition_penalty=-1.0), "repetition_penalty"),
     (dict(presence_penalty=float("inf")), "presence_penalty"),
@@ -260,7 +261,6 @@ def test_params_dict():
     (dict(mode="greedy"), "mode"),
     (dict(seed=-1), "seed"),
     (dict(seed=2**64), "seed"),
-    (dict(seed=1.5), "seed"),
     (dict(enable_top_p=True), "enable_top_p"),
     (dict(enable_top_k=True), "enable_top_k"),
     (dict(penalty_window=5), "penalty_window"),
@@ -403,7 +403,8 @@ def test_bad_parameter_types_and_names_raise_type_error_naming_them():
 def test_bools_are_not_numbers_and_ints_are_integral():
     for kwargs, match in ((dict(top_k=True), "^top_k must be an int"), (dict(temperature=True), "^temperature"),
                           (dict(enable_top_k=0.0), "^enable_top_k must be a bool"),
-                          (dict(penalty_window=2.5), "^penalty_window must be an int")):
+                          (dict(penalty_window=2.5), "^penalty_window must be an int"),
+                          (dict(seed=1.5), "^seed must be an int"), (dict(seed=True), "^seed must be an int")):
         with pytest.raises(TypeError, match=match):
             Sampler(**kwargs)
     with pytest.raises(ValueError, match=r"^penalty_window must fit in int32"):

@@ -64,8 +64,8 @@ class ServerThread:
                                        daemon=True)
 
     @property
-    def engine(self):
-        return self.app.state.server.engine
+    def queue(self):
+        return self.app.state.server.queue
 
     def client(self, key: str = KEY, **kwargs) -> openai.OpenAI:
         return openai.OpenAI(base_url=self.url + "/v1", api_key=key, max_retries=0, **kwargs)
@@ -108,8 +108,8 @@ class SlowLLM:
     def __getattr__(self, name):
         return getattr(self._llm, name)
 
-    def generate(self, prompt, **kwargs):
-        inner = self._llm.generate(prompt, **kwargs)
+    def generate(self, prompt, config=None, **kwargs):
+        inner = self._llm.generate(prompt, config, **kwargs)
 
         def chunks():
             try:
@@ -320,26 +320,26 @@ def test_closing_a_stream_after_3_chunks_frees_the_engine(llm):
 
 
 def test_a_reader_that_stops_reading_does_not_hold_the_model(llm):
-    from axllm.serve.engine import Engine, RunInfo
+    from axllm.serve.model_queue import ModelQueue, RunInfo
 
     ids = llm.tokenize(llm.apply_chat_template(user("slow reader")), add_special_tokens=False)
     other = llm.tokenize(llm.apply_chat_template(user("next one")), add_special_tokens=False)
     want = llm.generate(other, max_new_tokens=5, temperature=0).text
 
     async def main():
-        engine = Engine(llm, max_queue=4, kv_slots=1)
+        queue = ModelQueue(llm, max_queue=4, kv_slots=1)
         try:
-            stalled = engine.generate(ids, {"max_new_tokens": 200, "temperature": 0}, RunInfo())
+            stalled = queue.generate(ids, axllm.GenerationConfig(max_new_tokens=200, temperature=0), RunInfo())
             await stalled.__anext__()  # then reads nothing more
-            got = [c.text async for c in engine.generate(other, {"max_new_tokens": 5, "temperature": 0},
-                                                         RunInfo())]
+            got = [c.text async for c in queue.generate(other, axllm.GenerationConfig(max_new_tokens=5, temperature=0),
+                                                        RunInfo())]
             assert "".join(got) == want
-            assert engine.counts["completed"] == 2 and not engine.busy and len(engine.slots) == 1
+            assert queue.counts["completed"] == 2 and not queue.busy and len(queue.slots) == 1
             rest = [c async for c in stalled]
             assert rest[-1].finish_reason == "length"
             await stalled.aclose()
         finally:
-            engine.close()
+            queue.close()
 
     asyncio.run(main())
 
@@ -374,7 +374,8 @@ def test_bad_api_key_and_missing_key(srv, client):
      "unknown_parameter"),
     ({"messages": []}, "messages", "invalid_value"),
     ({"stream_options": {"include_usage": "yes"}}, "stream_options.include_usage", "invalid_type"),
-    ({"max_tokens": 2**40}, "max_tokens", "invalid_value"),
+    ({"max_tokens": 2**70}, "max_tokens", "invalid_value"),
+    ({"extra_body": {"overflow": "sideways"}}, "overflow", "invalid_value"),
     ({"temperature": 1e300}, "temperature", "invalid_value"),
 ])
 def test_bad_fields_get_400_and_the_server_keeps_serving(client, kwargs, param, code):

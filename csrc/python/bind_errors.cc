@@ -16,6 +16,10 @@ void register_errors(py::module_& m) {
   unsupported.doc() = "The model's architecture or kind is not supported.";
   static py::exception<EngineError> engine(m, "EngineError", base.ptr());
   engine.doc() = "An engine or vendor call failed; .function and .code tell which and how.";
+  static py::exception<BusyError> busy(m, "BusyError", base.ptr());
+  busy.doc() = "A call on a model while another thread runs one on it (axllm.LLM serializes its calls).";
+  static py::exception<ClosedError> closed(m, "ClosedError", base.ptr());
+  closed.doc() = "A call on a model or session after close().";
 
   py::register_exception_translator([](std::exception_ptr p) {
     try {
@@ -31,6 +35,10 @@ void register_errors(py::module_& m) {
       inst.attr("function") = e.function();
       inst.attr("code") = e.code();
       PyErr_SetObject(engine.ptr(), inst.ptr());
+    } catch (const BusyError& e) {
+      PyErr_SetString(busy.ptr(), e.what());
+    } catch (const ClosedError& e) {
+      PyErr_SetString(closed.ptr(), e.what());
     } catch (const Error& e) {
       PyErr_SetString(base.ptr(), e.what());
     }

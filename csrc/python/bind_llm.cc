@@ -71,21 +71,33 @@ void register_llm(py::module_& m) {
     }
   });
 
+  py::class_<StepResult>(m, "Step",
+                         "What one Generation step did: a prefill chunk (progress), a token, or the finish.")
+      .def_readonly("token", &StepResult::token, "The token sampled, or -1.")
+      .def_property_readonly("finish_reason", [](const StepResult& r) { return finish_value(r.finish); },
+                             "None while the generation goes on; else why it finished.")
+      .def_readonly("stop_token", &StepResult::stop_token, "The EOS id sampled (finish 'stop'), or -1.")
+      .def_readonly("prefill_done", &StepResult::prefill_done,
+                    "Prompt tokens prefilled so far (0 on steps that ran no prefill chunk).")
+      .def_readonly("prefill_total", &StepResult::prefill_total,
+                    "Prompt tokens to prefill (the prompt minus the reused prefix); 0 on steps that ran no "
+                    "prefill chunk.")
+      .def("__repr__", [](const StepResult& r) {
+        return "Step(token=" + std::to_string(r.token) + ", finish_reason=" +
+               std::string(py::repr(finish_value(r.finish))) + ", prefill=" + std::to_string(r.prefill_done) +
+               "/" + std::to_string(r.prefill_total) + ")";
+      });
+
   py::class_<Generation>(m, "Generation", "One generation, advanced a step at a time by next().")
       .def("__iter__", [](py::object self) { return self; })
       .def(
           "__next__",
           [](Generation& g) {
             if (g.finish_reason() != FinishReason::kNone) throw py::stop_iteration();
-            StepResult r;
-            {
-              py::gil_scoped_release release;
-              r = g.next();
-            }
-            return py::make_tuple(r.token, finish_value(r.finish), r.stop_token);
+            py::gil_scoped_release release;
+            return g.next();
           },
-          "Runs one step (GIL released): (token or -1, finish reason or None, stop token or -1);\n"
-          "StopIteration once a finish has been returned.")
+          "Runs one step (GIL released) and returns its Step; StopIteration once a finish has been returned.")
       .def(
           "run_steps",
           [](Generation& g, int64_t n) {
@@ -98,7 +110,7 @@ void register_llm(py::module_& m) {
             return done;
           },
           py::arg("n"), "Run up to n steps in C++ without returning to Python (for benchmarks).")
-      .def("cancel", &Generation::cancel, "Cancel at the next chunk, layer or step boundary.")
+      .def("cancel", &Generation::cancel, "Cancel at the next chunk, layer or step boundary (any thread).")
       .def_property_readonly("finish_reason", [](const Generation& g) { return finish_value(g.finish_reason()); })
       .def_property_readonly("metrics", [](const Generation& g) { return metrics_dict(g.metrics()); })
       .def_property_readonly("tokens", [](const Generation& g) { return g.tokens(); })
@@ -148,41 +160,35 @@ void register_llm(py::module_& m) {
                                d["embeddings"] = f.embeddings;
                                return d;
                              })
-      // Every call that takes the model's lock releases the GIL first: a step holding the lock may
-      // be waiting for the GIL (a prefill_progress callback), so waiting for the lock with the GIL
-      // held would deadlock.
+      .def(
+          "set_defaults",
+          [](Llm& l, std::vector<int32_t> eos_ids, const py::dict& sampling) {
+            l.set_defaults(std::move(eos_ids), sampling_params_from(sampling));
+          },
+          py::arg("eos_ids"), py::arg("sampling"),
+          "Set the EOS ids and the sampling used when a config sets no sampling field (a dict as Sampler takes).")
+      .def_property_readonly("eos_ids", &Llm::eos_ids)
+      .def_property_readonly("default_sampling", [](const Llm& l) { return sampling_params_dict(l.default_sampling()); })
+      .def(
+          "prompt_limit", [](const Llm& l, const GenerationConfig& c) { return l.prompt_limit(c); },
+          py::arg("config"), "Prompt tokens a generation under config accepts (its overflow policy's limit).")
+      .def(
+          "fit_prompt",
+          [](const Llm& l, std::vector<int32_t> prompt, const GenerationConfig& c) {
+            return l.fit_prompt(std::move(prompt), c);
+          },
+          py::arg("prompt"), py::arg("config"),
+          "The prompt checked and fitted per config.overflow; ContextOverflowError when it cannot fit.")
       .def_property_readonly("kv_tokens", py::cpp_function(&Llm::kv_tokens, py::call_guard<py::gil_scoped_release>()))
       .def(
           "generate",
-          [](Llm& l, std::vector<int32_t> prompt, int32_t max_new_tokens, std::vector<int32_t> eos_ids,
-             const py::dict& sampling, bool reuse_kv, const py::object& prefill_progress) {
-            GenerationOptions o;
-            o.reuse_kv = reuse_kv;
-            o.max_new_tokens = max_new_tokens;
-            o.eos_ids = std::move(eos_ids);
-            o.sampling = sampling_params_from(sampling);
-            if (!prefill_progress.is_none()) {
-              if (!PyCallable_Check(prefill_progress.ptr())) {
-                throw py::type_error("prefill_progress must be callable or None");
-              }
-              // Called with the GIL released (a step runs without it); the callable is released
-              // with the GIL held, whichever thread drops the last copy.
-              std::shared_ptr<py::object> fn(new py::object(prefill_progress), [](py::object* f) {
-                py::gil_scoped_acquire gil;
-                delete f;
-              });
-              o.prefill_progress = [fn](int64_t done, int64_t total) {
-                py::gil_scoped_acquire gil;
-                (*fn)(done, total);
-              };
-            }
-            return l.generate(std::move(prompt), std::move(o));
+          [](Llm& l, std::vector<int32_t> prompt, const py::object& config, bool reuse_kv) {
+            const GenerationConfig c = generation_config_from(config, py::dict());
+            return l.generate(std::move(prompt), c, reuse_kv);
           },
-          py::arg("prompt"), py::arg("max_new_tokens") = -1, py::arg("eos_ids") = std::vector<int32_t>{},
-          py::arg("sampling") = py::dict(), py::arg("reuse_kv") = true, py::arg("prefill_progress") = py::none(),
-          py::keep_alive<0, 1>(),
-          "Start a generation over token ids; iterate it (each __next__ runs one step).\n"
-          "prefill_progress(done, total), if given, is called after each prefill chunk.")
+          py::arg("prompt"), py::arg("config") = py::none(), py::arg("reuse_kv") = true,
+          "Start a generation over token ids under config (None: the defaults); iterate it (each\n"
+          "__next__ runs one step and returns a Step).")
       .def("stop", &Llm::stop, "Cancel the running generation from any thread.")
       .def("rewind", &Llm::rewind, py::arg("n"), py::call_guard<py::gil_scoped_release>(),
            "Drop the last n cached tokens (not below the pinned prefix).")
@@ -192,35 +198,45 @@ void register_llm(py::module_& m) {
                              py::cpp_function(&Llm::pinned_prefix, py::call_guard<py::gil_scoped_release>()))
       .def_property_readonly("kv_size", py::cpp_function(&Llm::kv_size, py::call_guard<py::gil_scoped_release>()))
       .def(
-          "read_kv",
-          [](const Llm& l, int layer, bool values, int64_t rows) {
-            std::vector<uint8_t> out;
+          "snapshot",
+          [](const Llm& l) {
+            KvSnapshot s;
             {
               py::gil_scoped_release release;
-              out = l.read_kv(layer, values, rows);
+              s = l.snapshot();
             }
-            return py::bytes(reinterpret_cast<const char*>(out.data()), out.size());
+            py::list k, v;
+            for (const auto& rows : s.k) k.append(py::bytes(reinterpret_cast<const char*>(rows.data()), rows.size()));
+            for (const auto& rows : s.v) v.append(py::bytes(reinterpret_cast<const char*>(rows.data()), rows.size()));
+            return py::make_tuple(s.tokens, k, v, s.pinned);
           },
-          py::arg("layer"), py::arg("values"), py::arg("rows"), "Raw K (or V) rows of a layer.")
+          "(tokens, [K rows per layer], [V rows per layer], pinned) of the cache, read under one lock.")
       .def(
-          "load_kv",
-          [](Llm& l, std::vector<int32_t> tokens, const std::vector<py::bytes>& k, const std::vector<py::bytes>& v) {
-            std::vector<std::vector<uint8_t>> kk, vv;
+          "restore",
+          [](Llm& l, std::vector<int32_t> tokens, const std::vector<py::bytes>& k, const std::vector<py::bytes>& v,
+             int64_t pinned) {
+            KvSnapshot s;
+            s.tokens = std::move(tokens);
+            s.pinned = pinned;
             for (const auto& b : k) {
-              const std::string s = b;
-              kk.emplace_back(s.begin(), s.end());
+              const std::string_view rows = b;
+              s.k.emplace_back(rows.begin(), rows.end());
             }
             for (const auto& b : v) {
-              const std::string s = b;
-              vv.emplace_back(s.begin(), s.end());
+              const std::string_view rows = b;
+              s.v.emplace_back(rows.begin(), rows.end());
             }
             py::gil_scoped_release release;
-            l.load_kv(tokens, kk, vv);
+            l.restore(s);
           },
-          py::arg("tokens"), py::arg("k"), py::arg("v"), "Replace the cache with these tokens and rows.")
+          py::arg("tokens"), py::arg("k"), py::arg("v"), py::arg("pinned") = 0,
+          "Replace the cache with these tokens and rows, the first `pinned` of them pinned.")
       .def("extend", &Llm::extend, py::arg("tokens"), py::call_guard<py::gil_scoped_release>(),
            "Prefill tokens after the cached ones without sampling.")
-      .def("reset", &Llm::reset, py::call_guard<py::gil_scoped_release>(), "Empty the KV cache.");
+      .def("reset", &Llm::reset, py::call_guard<py::gil_scoped_release>(), "Empty the KV cache.")
+      .def("close", &Llm::close, py::call_guard<py::gil_scoped_release>(),
+           "Cancel any generation and free every engine model and buffer; later calls raise ClosedError.")
+      .def_property_readonly("closed", &Llm::closed);
 }
 
 }  // namespace axllm::python

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <memory>
 #include <span>
 #include <stdexcept>
@@ -14,6 +15,7 @@
 
 #include "axllm/sampler.h"
 #include "bindings.h"
+#include "strict_cast.h"
 
 namespace py = pybind11;
 
@@ -27,28 +29,6 @@ SamplerMode parse_mode(const std::string& mode) {
 }
 
 const char* mode_name(SamplerMode mode) { return mode == SamplerMode::kHf ? "hf" : "vendor"; }
-
-int32_t to_int32(int64_t v, const char* field) {
-  if (v < std::numeric_limits<int32_t>::min() || v > std::numeric_limits<int32_t>::max()) {
-    throw std::invalid_argument(std::string(field) + " must fit in int32, got " + std::to_string(v));
-  }
-  return static_cast<int32_t>(v);
-}
-
-// None: no seed; otherwise an int in [0, 2**64).
-void parse_seed(const py::object& seed, SamplingParams& p) {
-  if (seed.is_none()) return;
-  if (!py::isinstance<py::int_>(seed) || py::isinstance<py::bool_>(seed)) {
-    throw std::invalid_argument("seed must be an int or None, got " + std::string(py::repr(seed)));
-  }
-  const unsigned long long v = PyLong_AsUnsignedLongLong(seed.ptr());
-  if (PyErr_Occurred()) {
-    PyErr_Clear();
-    throw std::invalid_argument("seed must be in [0, 2**64), got " + std::string(py::repr(seed)));
-  }
-  p.seed = static_cast<uint64_t>(v);
-  p.has_seed = true;
-}
 
 // A view of a 1-D float32 array; non-contiguous arrays are copied into `holder`.
 std::span<const float> logits_view(const py::object& logits, py::array_t<float>& holder) {
@@ -69,7 +49,9 @@ std::span<const float> logits_view(const py::object& logits, py::array_t<float>&
   return {holder.data(), static_cast<size_t>(holder.size())};
 }
 
-py::dict params_dict(const SamplingParams& p) {
+}  // namespace
+
+py::dict sampling_params_dict(const SamplingParams& p) {
   py::dict d;
   d["mode"] = mode_name(p.mode);
   d["temperature"] = p.temperature;
@@ -86,8 +68,6 @@ py::dict params_dict(const SamplingParams& p) {
   return d;
 }
 
-}  // namespace
-
 SamplingParams sampling_params_from(const py::dict& d) {
   static const char* kKnown[] = {"mode", "temperature", "top_k", "top_p", "min_p",
                                  "repetition_penalty", "presence_penalty", "frequency_penalty",
@@ -99,61 +79,29 @@ SamplingParams sampling_params_from(const py::dict& d) {
     }
   }
   SamplingParams p;
-  auto get = [&](const char* key) -> py::object {
-    return d.contains(key) ? py::reinterpret_borrow<py::object>(d[key]) : py::none();
+  auto set = [&](const char* key, auto& out) {
+    if (!d.contains(key) || d[key].is_none()) return;
+    out = strict_cast<std::remove_reference_t<decltype(out)>>(d[key], key);
   };
-  // Sets `out` from d[key] unless it is absent or None. Numbers must be numbers (a bool is not one),
-  // flags bools, ints integral (ValueError outside int32); a wrong type is a TypeError naming the key.
-  auto wrong_type = [&](const char* key, const char* kind, const py::object& v) {
-    return py::type_error(std::string(key) + " must be " + kind + ", got " + std::string(py::repr(v)));
-  };
-  auto set = [&](const char* key, auto& out, const char* kind) {
-    const py::object v = get(key);
-    if (v.is_none()) return;
-    using T = std::remove_reference_t<decltype(out)>;
-    if constexpr (std::is_same_v<T, bool>) {
-      py::detail::make_caster<bool> flag;
-      if (!flag.load(v, /*convert=*/false)) throw wrong_type(key, kind, v);
-      out = py::detail::cast_op<bool>(flag);
-    } else if constexpr (std::is_same_v<T, int32_t>) {
-      if (PyBool_Check(v.ptr())) throw wrong_type(key, kind, v);
-      const py::object index = py::reinterpret_steal<py::object>(PyNumber_Index(v.ptr()));
-      if (!index) {
-        PyErr_Clear();
-        throw wrong_type(key, kind, v);
-      }
-      int overflow = 0;
-      const long long n = PyLong_AsLongLongAndOverflow(index.ptr(), &overflow);
-      if (overflow != 0) {
-        throw std::invalid_argument(std::string(key) + " must fit in int32, got " + std::string(py::repr(v)));
-      }
-      out = to_int32(static_cast<int64_t>(n), key);
-    } else if constexpr (std::is_same_v<T, float>) {
-      py::detail::make_caster<float> number;
-      if (PyBool_Check(v.ptr()) || !number.load(v, /*convert=*/true)) throw wrong_type(key, kind, v);
-      out = py::detail::cast_op<float>(number);
-    } else {
-      py::detail::make_caster<T> text;
-      if (!text.load(v, /*convert=*/false)) throw wrong_type(key, kind, v);
-      out = py::detail::cast_op<T>(text);
-    }
-  };
-  if (!get("mode").is_none()) {
-    std::string mode;
-    set("mode", mode, "'hf' or 'vendor'");
-    p.mode = parse_mode(mode);
+  std::string mode;
+  set("mode", mode);
+  if (!mode.empty()) p.mode = parse_mode(mode);
+  set("temperature", p.temperature);
+  set("top_k", p.top_k);
+  set("top_p", p.top_p);
+  set("min_p", p.min_p);
+  set("repetition_penalty", p.repetition_penalty);
+  set("presence_penalty", p.presence_penalty);
+  set("frequency_penalty", p.frequency_penalty);
+  set("enable_top_p", p.enable_top_p);
+  set("enable_top_k", p.enable_top_k);
+  set("penalty_window", p.penalty_window);
+  std::optional<uint64_t> seed;
+  if (d.contains("seed") && !d["seed"].is_none()) seed = strict_cast<uint64_t>(d["seed"], "seed");
+  if (seed) {
+    p.seed = *seed;
+    p.has_seed = true;
   }
-  set("temperature", p.temperature, "a number");
-  set("top_k", p.top_k, "an int");
-  set("top_p", p.top_p, "a number");
-  set("min_p", p.min_p, "a number");
-  set("repetition_penalty", p.repetition_penalty, "a number");
-  set("presence_penalty", p.presence_penalty, "a number");
-  set("frequency_penalty", p.frequency_penalty, "a number");
-  set("enable_top_p", p.enable_top_p, "a bool");
-  set("enable_top_k", p.enable_top_k, "a bool");
-  set("penalty_window", p.penalty_window, "an int");
-  parse_seed(get("seed"), p);
   return p;
 }
 
@@ -169,7 +117,7 @@ void register_sampler(py::module_& m) {
            "        enable_top_p=False, enable_top_k=False, penalty_window=20)\n"
            "Keyword arguments only; an omitted or None one keeps its default. Raises ValueError\n"
            "naming a bad value, TypeError naming an unknown parameter or one of the wrong type.")
-      .def_property_readonly("params", [](const Sampler& s) { return params_dict(s.params()); },
+      .def_property_readonly("params", [](const Sampler& s) { return sampling_params_dict(s.params()); },
                              "The parameters as a dict (seed None when unseeded).")
       .def(
           "sample",

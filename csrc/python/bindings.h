@@ -2,6 +2,7 @@
 // Registration functions of the axllm._core module, one per binding file.
 #include <pybind11/pybind11.h>
 
+#include "axllm/generation_config.h"
 #include "axllm/sampler.h"
 
 namespace axllm::python {
@@ -10,11 +11,19 @@ void register_errors(pybind11::module_& m);
 void register_log(pybind11::module_& m);
 void register_session(pybind11::module_& m);
 void register_sampler(pybind11::module_& m);
+void register_generation_config(pybind11::module_& m);
 void register_llm(pybind11::module_& m);
 
 // Sampling parameters from a dict with SamplingParams' field names (mode "hf"/"vendor", seed None
 // for unseeded; an absent or None key keeps its default). Throws pybind11::type_error naming an
 // unknown key or a value of the wrong type, std::invalid_argument naming a bad value.
 SamplingParams sampling_params_from(const pybind11::dict& d);
+// The dict sampling_params_from reads (seed None when unseeded).
+pybind11::dict sampling_params_dict(const SamplingParams& p);
+
+// `config` (an axllm.GenerationConfig, or None for the defaults) with `options` (field name ->
+// value) applied and validated. TypeError for an unknown name or a wrong type, ValueError for a
+// value out of range.
+GenerationConfig generation_config_from(const pybind11::handle& config, const pybind11::dict& options);
 
 }  // namespace axllm::python

@@ -1,35 +1,48 @@
-"""axllm: run pulsar2-compiled LLMs on AXERA NPUs, or on the software NPU where there is none."""
+"""axllm: run pulsar2-compiled LLMs on AXERA NPUs, or on the host engine where there is none."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from axllm import _logging
 from axllm.errors import (
     AxllmError,
+    BusyError,
+    ClosedError,
     ContextOverflowError,
     EngineError,
+    KvFileMismatchError,
     ModelLoadError,
-    SessionMismatchError,
     TemplateError,
     UnsupportedModelError,
 )
-from axllm.generation import Chunk, Completion, ContextUsage, Metrics
+from axllm.generation import Chunk, Completion, ContextUsage, GenerationConfig, GenerationOptions, Metrics
+from axllm.kv_snapshot import KvSnapshot
 from axllm.session import InferenceSession, NodeArg
+
+if TYPE_CHECKING:
+    from axllm.llm import LLM
 
 __version__ = "0.1.0"
 
 __all__ = [
     "LLM",
     "AxllmError",
+    "BusyError",
     "Chunk",
+    "ClosedError",
     "Completion",
     "ContextOverflowError",
     "ContextUsage",
     "EngineError",
-    "Metrics",
+    "GenerationConfig",
+    "GenerationOptions",
     "InferenceSession",
+    "KvFileMismatchError",
+    "KvSnapshot",
+    "Metrics",
     "ModelLoadError",
     "NodeArg",
-    "SessionMismatchError",
     "TemplateError",
     "UnsupportedModelError",
     "__version__",
@@ -38,7 +51,7 @@ __all__ = [
 _logging.install()
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     # LLM pulls in the tokenizer and template modules; InferenceSession users need neither.
     if name == "LLM":
         from axllm.llm import LLM

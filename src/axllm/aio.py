@@ -24,20 +24,27 @@ from __future__ import annotations
 
 import threading
 from collections.abc import AsyncGenerator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from typing_extensions import Protocol
 
 from axllm.generation import Chunk, Completion
 from axllm.stream_bridge import END, StreamBridge
 
-if TYPE_CHECKING:
-    from axllm.llm import LLM
+
+class Streaming(Protocol):
+    """What these adapters need of a model: ``axllm.LLM``'s ``generate`` and ``chat``."""
+
+    def generate(self, *args: Any, **kwargs: Any) -> Any: ...
+
+    def chat(self, *args: Any, **kwargs: Any) -> Any: ...
 
 __all__ = ["achat", "agenerate", "astream"]
 
 _METHODS = ("generate", "chat")
 
 
-async def astream(llm: LLM, method: str, *args: Any, **kwargs: Any) -> AsyncGenerator[Chunk, None]:
+async def astream(llm: Streaming, method: str, *args: Any, **kwargs: Any) -> AsyncGenerator[Chunk, None]:
     """Stream ``getattr(llm, method)(*args, stream=True, **kwargs)`` (``method`` is ``"generate"``
     or ``"chat"``) to the event loop, one worker thread per call; see the module docstring."""
     if method not in _METHODS:
@@ -56,12 +63,12 @@ async def astream(llm: LLM, method: str, *args: Any, **kwargs: Any) -> AsyncGene
         worker.join()
 
 
-async def agenerate(llm: LLM, *args: Any, **kwargs: Any) -> Completion:
+async def agenerate(llm: Streaming, *args: Any, **kwargs: Any) -> Completion:
     """``llm.generate(*args, **kwargs)`` awaited; the work runs on a worker thread."""
     return await _collect(astream(llm, "generate", *args, **kwargs))
 
 
-async def achat(llm: LLM, messages: Sequence[Mapping[str, Any]], **kwargs: Any) -> Completion:
+async def achat(llm: Streaming, messages: Sequence[Mapping[str, Any]], **kwargs: Any) -> Completion:
     """``llm.chat(messages, **kwargs)`` awaited; the work runs on a worker thread."""
     return await _collect(astream(llm, "chat", messages, **kwargs))
 

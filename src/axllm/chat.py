@@ -13,9 +13,11 @@ dropped from the conversation) or clears the line being typed; Ctrl-D quits.
 Commands:
   /system TEXT       set the system prompt and start a new conversation (no TEXT: no system prompt)
   /reset             start a new conversation (the system prompt stays)
-  /set KEY=VALUE ... set a generation parameter: temperature, top_k, top_p, min_p,
-                     repetition_penalty, presence_penalty, frequency_penalty, seed,
-                     max_new_tokens; KEY= or KEY=default restores its default; /set alone shows them
+  /set KEY=VALUE ... set a generation option, any field of axllm.GenerationConfig:
+                     max_new_tokens, temperature, top_k, top_p, min_p, repetition_penalty,
+                     presence_penalty, frequency_penalty, seed, stop (backslash escapes such as
+                     \n are read; give stop= several times for several strings), overflow;
+                     KEY= or KEY=default restores its default; /set alone shows them
   /stats             the last reply's TTFT, prefill and decode speed, cached and prefilled
                      tokens, and the context usage
   /save PATH         save the conversation and its KV cache to PATH
@@ -32,87 +34,86 @@ cannot be loaded (2 for a bad command line, 130 when loading is interrupted).
 from __future__ import annotations
 
 import argparse
-import math
-import queue
+import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, TextIO
+from typing import Any, Callable, Optional, TextIO
 
 from axllm.errors import AxllmError, ContextOverflowError
+from axllm.generation import GenerationConfig
 
 PROMPT = ">>> "
 CONTINUATION = "... "
 BLOCK_FENCE = '"""'
 HISTORY_FILE = "chat_history"
 HISTORY_LENGTH = 1000
-NOT_SUPPORTED = "not supported by this build"
 DEFAULT_MAX_NEW_TOKENS = 512
+OPTIONS = tuple(GenerationConfig.fields)  # what /set and the command line accept
 
 
-@dataclass(frozen=True)
-class Param:
-    """A generation parameter ``/set`` and the command line accept: its value type (float or
-    int) and the values allowed (``check``, described by ``rule``)."""
-
-    kind: type
-    check: Callable[[Any], bool]
-    rule: str
-
-    def parse(self, name: str, text: str) -> Any:
-        """The value ``text`` spells; raises ValueError naming ``name`` and the rule otherwise."""
-        try:
-            value = self.kind(text.strip())
-        except ValueError:
-            value = None
-        finite = value is not None and (self.kind is not float or math.isfinite(value))
-        if not finite or not self.check(value):
-            raise ValueError(f"{name} must be {self.rule}, got {text.strip()!r}")
-        return value
-
-
-PARAMS: dict[str, Param] = {
-    "temperature": Param(float, lambda v: v >= 0, "a number >= 0 (0 is greedy)"),
-    "top_k": Param(int, lambda v: 0 <= v < 2**31, "an integer >= 0 (0 keeps all tokens)"),
-    "top_p": Param(float, lambda v: 0 < v <= 1, "a number in (0, 1]"),
-    "min_p": Param(float, lambda v: 0 <= v <= 1, "a number in [0, 1]"),
-    "repetition_penalty": Param(float, lambda v: v > 0, "a number > 0"),
-    "presence_penalty": Param(float, lambda v: True, "a finite number"),
-    "frequency_penalty": Param(float, lambda v: True, "a finite number"),
-    "seed": Param(int, lambda v: 0 <= v < 2**64, "an integer in [0, 2**64)"),
-    "max_new_tokens": Param(int, lambda v: v >= 1, "an integer >= 1"),
-}
-SAMPLING_KEYS = tuple(k for k in PARAMS if k != "max_new_tokens")
+def parse_option(name: str, text: str) -> Any:
+    """The value ``text`` spells for the GenerationConfig field ``name`` (checked by
+    GenerationConfig when it is set); ValueError naming the field when it is not of its type."""
+    kind = GenerationConfig.fields.get(name)
+    if kind is None:
+        raise ValueError(f"unknown option {name!r} (one of: {', '.join(OPTIONS)})")
+    text = text.strip() if kind != "list[str]" else text
+    try:
+        if kind == "int":
+            return int(text)
+        if kind == "float":
+            return float(text)
+    except ValueError:
+        raise ValueError(f"{name} must be {'an integer' if kind == 'int' else 'a number'}, "
+                         f"got {text!r}") from None
+    if kind == "list[str]":
+        return [text.encode("latin-1", "backslashreplace").decode("unicode_escape")]
+    return text
 
 
 def _cli_type(name: str) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
         try:
-            return PARAMS[name].parse(name, text)
-        except ValueError as e:
+            value = parse_option(name, text)
+            GenerationConfig(**{name: value})
+        except (TypeError, ValueError) as e:
             raise argparse.ArgumentTypeError(str(e)) from None
+        return value
 
     return parse
 
 
 def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
-    """The command line: MODEL or ``--demo``, ``--backend``, ``--system`` and every key of
-    ``PARAMS`` as ``--key-name`` (checked as ``/set`` checks it)."""
+    """The command line: MODEL or ``--demo``, ``--backend``, ``--system`` and every field of
+    ``GenerationConfig`` as ``--field-name`` (checked as ``/set`` checks it; ``--stop`` may be
+    given several times)."""
     p = argparse.ArgumentParser(prog="python -m axllm.chat", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", nargs="?", help="model directory (a pulsar2 build or a model package)")
     p.add_argument("--demo", action="store_true", help="chat with the demo model from PyPI")
     p.add_argument("--backend", default="auto")
     p.add_argument("--system", help="system prompt")
-    for name in PARAMS:
-        p.add_argument("--" + name.replace("_", "-"), type=_cli_type(name), metavar=name.upper(),
-                       default=DEFAULT_MAX_NEW_TOKENS if name == "max_new_tokens" else None)
+    for name in OPTIONS:
+        flag = "--" + name.replace("_", "-")
+        if GenerationConfig.fields[name] == "list[str]":
+            p.add_argument(flag, type=_cli_type(name), metavar=name.upper(), action="append")
+        else:
+            p.add_argument(flag, type=_cli_type(name), metavar=name.upper(),
+                           default=DEFAULT_MAX_NEW_TOKENS if name == "max_new_tokens" else None)
     args = p.parse_args(argv)
     if bool(args.model) == bool(args.demo):
         p.error("give a MODEL directory or --demo")
     return args
+
+
+def config_from_args(args: argparse.Namespace) -> GenerationConfig:
+    """The GenerationConfig the command line's option flags make."""
+    options = {name: getattr(args, name) for name in OPTIONS if getattr(args, name) is not None}
+    if "stop" in options:
+        options["stop"] = [s for group in options["stop"] for s in group]
+    return GenerationConfig(**options)
 
 
 def one_line(e: BaseException) -> str:
@@ -225,87 +226,23 @@ class History:
         self.path = None
 
 
-class _End:
-    pass
-
-
-class _Raised:
-    def __init__(self, error: BaseException):
-        self.error = error
-
-
-class Feed:
-    """Iterates ``chunks`` on a worker thread; the main thread takes them with ``next``, which
-    waits in short slices so that Ctrl-C (KeyboardInterrupt) reaches it even while the model runs
-    a long step. An exception raised by ``chunks`` is raised again by ``next``."""
-
-    def __init__(self, chunks: Iterator[Any]):
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, args=(chunks,), daemon=True)
-        self._thread.start()
-
-    def _run(self, chunks: Iterator[Any]) -> None:
-        try:
-            for chunk in chunks:
-                self._queue.put(chunk)
-        except BaseException as e:
-            self._queue.put(_Raised(e))
-        finally:
-            self._queue.put(_End())
-
-    def next(self) -> Optional[Any]:
-        """The next chunk, or None when the iterator is exhausted."""
-        while True:
-            try:
-                item = self._queue.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            if isinstance(item, _End):
-                return None
-            if isinstance(item, _Raised):
-                raise item.error
-            return item
-
-    def cancel(self, stop: Callable[[], None]) -> Optional[Any]:
-        """Call ``stop`` (which must end the generation) and drain what is left; further
-        Ctrl-Cs while draining call ``stop`` again. Returns the last chunk drained, if any."""
-        stop()
-        last = None
-        while True:
-            try:
-                chunk = self.next()
-            except KeyboardInterrupt:
-                stop()
-                continue
-            except Exception:
-                break
-            if chunk is None:
-                break
-            last = chunk
-        self._thread.join(timeout=1.0)
-        return last
-
-
 class Repl:
     """The conversation and its settings, and the read-eval loop over ``input()``.
 
     ``messages`` holds the system prompt (if any) and the completed turns; a reply that is
-    cancelled or fails leaves it unchanged. ``sampling`` holds the sampling keys the user set (the
-    model's defaults apply when it is empty); ``max_new_tokens`` bounds every reply. ``last`` is
-    the final chunk (finish reason and metrics) of the last reply, completed or cancelled.
+    cancelled or fails leaves it unchanged. ``config`` holds the generation options every reply
+    uses (``/set`` changes them; unset sampling fields mean the model's defaults); ``initial`` is
+    the configuration it started with (``max_new_tokens=default`` goes back to its length). ``last`` is the final chunk (finish reason and metrics) of
+    the last reply, completed or cancelled.
     """
 
-    def __init__(self, llm: Any, *, system: Optional[str] = None,
-                 sampling: Optional[dict[str, Any]] = None,
-                 max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
-                 out: TextIO = sys.stdout, err: TextIO = sys.stderr,
-                 history: Optional[History] = None):
+    def __init__(self, llm: Any, *, system: Optional[str] = None, config: Optional[GenerationConfig] = None,
+                 out: TextIO = sys.stdout, err: TextIO = sys.stderr, history: Optional[History] = None):
         self.llm = llm
         self.system = system
         self.messages: list[dict[str, str]] = self._base()
-        self.sampling: dict[str, Any] = dict(sampling or {})
-        self.default_max_new_tokens = max_new_tokens
-        self.max_new_tokens = max_new_tokens
+        self.initial = config if config is not None else GenerationConfig(max_new_tokens=DEFAULT_MAX_NEW_TOKENS)
+        self.config = self.initial
         self.out = out
         self.err = err
         self.history = history
@@ -313,7 +250,7 @@ class Repl:
         self.commands: dict[str, tuple[Callable[[str], Optional[bool]], str, str]] = {
             "/system": (self.cmd_system, "TEXT", "set the system prompt, start a new conversation"),
             "/reset": (self.cmd_reset, "", "start a new conversation"),
-            "/set": (self.cmd_set, "KEY=VALUE ...", "set generation parameters (alone: show them)"),
+            "/set": (self.cmd_set, "KEY=VALUE ...", "set generation options (alone: show them)"),
             "/stats": (self.cmd_stats, "", "the last reply's speed and tokens, context usage"),
             "/save": (self.cmd_save, "PATH", "save the conversation and its KV cache"),
             "/load": (self.cmd_load, "PATH", "restore a conversation saved with /save"),
@@ -408,39 +345,40 @@ class Repl:
             return True
         return entry[0](rest[0].strip() if rest else "") is not False
 
-    def generation_kwargs(self) -> dict[str, Any]:
-        return {"max_new_tokens": self.max_new_tokens, **self.sampling}
-
     def turn(self, content: str) -> None:
         """Streams the reply to ``content``; the turn joins ``messages`` only if it completes.
-        Ctrl-C stops the model and drops the turn; ``last`` keeps the final chunk either way."""
+        Ctrl-C stops the model (``LLM.stop()``: the generation ends at its next step with a final
+        "cancelled" chunk) and drops the turn; ``last`` keeps the final chunk either way."""
         messages = [*self.messages, {"role": "user", "content": content}]
-        kwargs = self.generation_kwargs()
         progress = PrefillProgress(self.err) if self.err.isatty() else None
-        if progress is not None:
-            kwargs["prefill_progress"] = progress
-        stream = self.llm.chat(messages, stream=True, **kwargs)
-        feed = Feed(stream)
+        stream = self.llm.chat(messages, self.config, stream=True, prefill_progress=progress)
         parts: list[str] = []
         last = None
         interrupted = False
+
+        def on_sigint(signum: int, frame: Any) -> None:
+            nonlocal interrupted
+            interrupted = True
+            self.llm.stop()
+
+        previous = (signal.signal(signal.SIGINT, on_sigint)
+                    if threading.current_thread() is threading.main_thread() else None)
         try:
-            while True:
-                chunk = feed.next()
-                if chunk is None:
-                    break
+            for chunk in stream:
+                if progress is not None:
+                    progress.clear()
                 self.out.write(chunk.text)
                 self.out.flush()
                 parts.append(chunk.text)
                 last = chunk
-        except KeyboardInterrupt:
-            interrupted = True
-            last = feed.cancel(self.llm.stop) or last
         except Exception:
             if parts:
                 self.out.write("\n")
             raise
         finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+            stream.close()  # cancels a generation still running
             if progress is not None:
                 progress.clear()
         if last is not None and last.metrics is not None:
@@ -490,32 +428,29 @@ class Repl:
         updates: dict[str, Any] = {}
         for item in arg.split():
             key, eq, value = item.partition("=")
-            if key not in PARAMS:
-                raise ValueError(f"unknown parameter {key!r} (one of: {', '.join(PARAMS)})")
+            if key not in GenerationConfig.fields:
+                raise ValueError(f"unknown option {key!r} (one of: {', '.join(OPTIONS)})")
             if not eq:
                 raise ValueError(f"write {key}=VALUE, or {key}= to restore its default")
-            updates[key] = None if value in ("", "default") else PARAMS[key].parse(key, value)
-        done = []
-        for key, value in updates.items():
-            if key == "max_new_tokens":
-                self.max_new_tokens = self.default_max_new_tokens if value is None else value
-                done.append(f"{key} = {self.max_new_tokens}")
-            elif value is None:
-                self.sampling.pop(key, None)
-                done.append(f"{key} = default")
+            if value in ("", "default"):  # the model's default; the command line's for the length
+                updates[key] = self.initial.max_new_tokens if key == "max_new_tokens" else None
+            elif GenerationConfig.fields[key] == "list[str]" and key in updates:
+                updates[key] = [*updates[key], *parse_option(key, value)]
             else:
-                self.sampling[key] = value
-                done.append(f"{key} = {value}")
-        self.note(", ".join(done))
+                updates[key] = parse_option(key, value)
+        self.config = self.config.replace(**updates)
+        shown = {key: getattr(self.config, key) for key in updates}
+        self.note(", ".join(f"{key} = {'default' if value is None else repr(value)}" for key, value in shown.items()))
 
     def show_settings(self) -> None:
-        lines = [f"max_new_tokens = {self.max_new_tokens}"]
-        lines += [f"{k} = {v}" for k, v in self.sampling.items()]
-        if any(k in self.sampling for k in SAMPLING_KEYS if k != "seed"):
-            lines.append("(Hugging Face semantics: unset keys take their neutral values)")
+        settings = self.config.to_dict()
+        lines = [f"{k} = {v!r}" for k, v in settings.items() if v is not None]
+        if any(settings[k] is not None for k in ("temperature", "top_k", "top_p", "min_p", "repetition_penalty",
+                                                  "presence_penalty", "frequency_penalty")):
+            lines.append("(transformers' semantics: unset sampling options take their neutral values)")
         else:
             defaults = ", ".join(f"{k}={v}" for k, v in self.llm.default_sampling.items())
-            lines.append(f"(no sampling key set: the model's defaults apply: {defaults})")
+            lines.append(f"(no sampling option set: the model's defaults apply: {defaults})")
         self.out.write("\n".join(lines) + "\n")
 
     def cmd_stats(self, arg: str) -> None:
@@ -529,49 +464,26 @@ class Repl:
             lines.append(f"prefill: {m.prompt_tokens} prompt tokens in {m.prefill_ms:.1f} ms, "
                          f"{m.prefill_tokens_per_s:.1f} tok/s")
             lines.append(f"decode: {m.decode_ms:.1f} ms, {m.decode_tokens_per_s:.1f} tok/s")
-            cached = getattr(m, "cached_tokens", None)
-            prefilled = getattr(m, "prefilled_tokens", None)
-            if cached is None or prefilled is None:
-                lines.append(f"cached and prefilled tokens: {NOT_SUPPORTED}")
-            else:
-                lines.append(f"prompt tokens: {cached} cached, {prefilled} prefilled")
-        usage = self.context_usage()
-        if usage is None:
-            lines.append(f"context usage: {NOT_SUPPORTED}")
-        else:
-            used, capacity = usage
-            lines.append(f"context: {used}/{capacity} tokens ({100 * used // max(capacity, 1)}%)")
+            lines.append(f"prompt tokens: {m.cached_tokens} cached, {m.prefilled_tokens} prefilled")
+        usage = self.llm.context_usage
+        lines.append(f"context: {usage.used}/{usage.capacity} tokens "
+                     f"({100 * usage.used // max(usage.capacity, 1)}%)")
         self.out.write("\n".join(lines) + "\n")
-
-    def context_usage(self) -> Optional[tuple[int, int]]:
-        """(used, capacity) tokens of the KV cache, or None when the build cannot tell."""
-        usage = getattr(self.llm, "context_usage", None)
-        if usage is None:
-            return None
-        if callable(usage):
-            usage = usage()
-        return int(usage.used), int(usage.capacity)
 
     def cmd_save(self, arg: str) -> None:
         if not arg:
             raise ValueError("usage: /save PATH")
-        save = getattr(self.llm, "save_session", None)
-        if save is None:
-            raise ValueError(f"/save is {NOT_SUPPORTED} (no LLM.save_session)")
         path = Path(arg).expanduser()
-        save(path, extra={"messages": self.messages})
+        self.llm.save_kv(path, extra={"messages": self.messages})
         self.note(f"saved {len(self.messages)} messages and the KV cache to {path}")
 
     def cmd_load(self, arg: str) -> None:
         if not arg:
             raise ValueError("usage: /load PATH")
-        load = getattr(self.llm, "load_session", None)
-        if load is None:
-            raise ValueError(f"/load is {NOT_SUPPORTED} (no LLM.load_session)")
         path = Path(arg).expanduser()
         if not path.is_file():
             raise ValueError(f"{path}: no such file")
-        extra = load(path)
+        extra = self.llm.load_kv(path)
         messages = extra.get("messages") if isinstance(extra, dict) else None
         if not _valid_messages(messages):
             self.restart()
@@ -592,7 +504,7 @@ class Repl:
         for name, (_, usage, what) in self.commands.items():
             lines.append(f"  {(name + ' ' + usage).strip():<24}{what}")
         lines += [
-            f"  parameters: {', '.join(PARAMS)}; KEY= or KEY=default restores a default",
+            f"  options: {', '.join(OPTIONS)}; KEY= or KEY=default restores a default",
             '  a line ending in \\ continues; """ on a line of its own starts and ends a block',
             "  // at the start sends a message that begins with a slash",
             ("  Ctrl-C cancels a reply (the message and its partial reply are dropped from the "
@@ -634,9 +546,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     history = History(history_path(), sys.stderr) if interactive else None
     print(f"{llm!r}\nType a message; /help lists the commands. Ctrl-C cancels a reply, "
           "Ctrl-D or /exit quits.", file=sys.stderr)
-    sampling = {k: getattr(args, k) for k in SAMPLING_KEYS if getattr(args, k) is not None}
-    repl = Repl(llm, system=args.system, sampling=sampling, max_new_tokens=args.max_new_tokens,
-                history=history)
+    repl = Repl(llm, system=args.system, config=config_from_args(args), history=history)
     return repl.run()
 
 

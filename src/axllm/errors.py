@@ -9,18 +9,21 @@ from __future__ import annotations
 
 from axllm._core import (
     AxllmError,
+    BusyError,
+    ClosedError,
     ContextOverflowError,
     EngineError,
     ModelLoadError,
     UnsupportedModelError,
 )
 
-__all__ = ["AxllmError", "ContextOverflowError", "EngineError", "ModelLoadError", "SessionMismatchError", "TemplateError", "UnsupportedModelError"]
+__all__ = ["AxllmError", "BusyError", "ClosedError", "ContextOverflowError", "EngineError", "KvFileMismatchError",
+           "ModelLoadError", "TemplateError", "UnsupportedModelError"]
 
 
-class SessionMismatchError(AxllmError):
-    """A saved session does not belong to this model (fingerprint, chat template or KV geometry
-    differ); the message says what differs."""
+class KvFileMismatchError(AxllmError):
+    """A KV file does not belong to this model (fingerprint, chat template or KV geometry differ),
+    or has another format version; the message says what differs."""
 
 
 class TemplateError(AxllmError):

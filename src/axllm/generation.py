@@ -1,9 +1,36 @@
-"""Result types of a generation: ``Completion`` (whole) and ``Chunk`` (streamed), with ``Metrics``."""
+"""What a generation takes and gives: ``GenerationConfig`` (the options, defined once in C++),
+``GenerationOptions`` (the same fields as keyword arguments), and the results ``Completion``
+(whole) and ``Chunk`` (streamed), with ``Metrics``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Sequence, Union
+
+from typing_extensions import Literal, TypedDict
+
+from axllm._core import GenerationConfig
+
+__all__ = ["FINISH_REASONS", "Chunk", "Completion", "ContextUsage", "GenerationConfig", "GenerationOptions",
+           "Metrics"]
+
+
+class GenerationOptions(TypedDict, total=False):
+    """The fields of ``GenerationConfig`` as keyword arguments of ``LLM.generate``/``LLM.chat``
+    (see ``GenerationConfig`` for each one's meaning and range). A test keeps the two in step."""
+
+    max_new_tokens: Optional[int]
+    temperature: Optional[float]
+    top_k: Optional[int]
+    top_p: Optional[float]
+    min_p: Optional[float]
+    repetition_penalty: Optional[float]
+    presence_penalty: Optional[float]
+    frequency_penalty: Optional[float]
+    seed: Optional[int]
+    stop: Union[str, Sequence[str], None]
+    overflow: Literal["error", "truncate_left", "drop_oldest_turns"]
+
 
 FINISH_REASONS = ("stop", "length", "cancelled", "context_full")
 

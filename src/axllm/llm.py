@@ -1,59 +1,36 @@
 """``axllm.LLM``: text in, text out, over the C++ runtime (``axllm._core.LLM``).
 
 The runtime works on token ids; this class adds the tokenizer, the model's own chat template,
-UTF-8-safe incremental detokenization and stop strings held back from the stream.
+UTF-8-safe incremental detokenization, stop strings held back from the stream, and the order in
+which threads sharing the model take turns (``axllm.model_lock``).
 """
 
 from __future__ import annotations
 
 import os
-import threading
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
+from typing import Any, AsyncIterator, Callable, Iterator, Mapping, Optional, Sequence, Union, overload
 
-from axllm import _core
+from typing_extensions import Literal, Unpack
+
+from axllm import _core, aio, kv_file
 from axllm.chat_template import ChatTemplate
-from axllm import kv_session
-from axllm.errors import ContextOverflowError, ModelLoadError
-from axllm.generation import Chunk, Completion, ContextUsage, Metrics
-from axllm.scheduler import FairLock
+from axllm.errors import ModelLoadError
+from axllm.generation import Chunk, Completion, ContextUsage, GenerationConfig, GenerationOptions, Metrics
+from axllm.kv_snapshot import KvSnapshot
 from axllm.model_dir import (
     config_overrides,
     find_tokenizer_dir,
     generation_config_sampling,
     post_config_sampling,
 )
+from axllm.model_lock import ModelLock
 from axllm.stop_strings import StopMatcher
 from axllm.tokenizer import Tokenizer
 
 Prompt = Union[str, Sequence[int]]
-_HF_KEYS = ("temperature", "top_k", "top_p", "min_p", "repetition_penalty", "presence_penalty",
-            "frequency_penalty")
-OVERFLOW_POLICIES = ("error", "truncate_left", "drop_oldest_turns")
-
-
-@dataclass(frozen=True)
-class KvSnapshot:
-    """The KV cache of one model at one moment: token ids and raw K/V rows per layer."""
-
-    tokens: list[int]
-    k: list[bytes]
-    v: list[bytes]
-
-    @property
-    def nbytes(self) -> int:
-        return sum(map(len, self.k)) + sum(map(len, self.v))
-
-
-@dataclass
-class _Lease:
-    """The right to run generations on the model, held by one stream from its first step to its
-    end. A newer stream started on the same thread takes it over (revoking this one)."""
-
-    thread: int
-    gen: Any = None
-    revoked: bool = False
+Messages = Sequence[Mapping[str, Any]]
+PrefillProgress = Callable[[int, int], None]
 
 
 class LLM:
@@ -70,8 +47,16 @@ class LLM:
 
     Sampling defaults come from ``post_config.json`` (AXERA's semantics, ``mode="vendor"``) when
     the model has one, else from ``generation_config.json`` (Hugging Face semantics: greedy unless
-    ``do_sample``), else greedy. A call that passes any sampling argument uses Hugging Face
-    semantics with just those arguments. ``temperature=0`` is greedy.
+    ``do_sample``), else greedy. A call that sets any sampling option uses Hugging Face semantics
+    with just those options (see ``GenerationConfig``). ``temperature=0`` is greedy.
+
+    Threads may share one ``LLM``: generations take turns in arrival order, each holding the model
+    from its first step to its end, and other calls wait for the step under way. ``close()`` (or
+    leaving a ``with`` block) frees the model's engine memory at once; later calls raise
+    ``ClosedError``.
+
+    Raises ModelLoadError (a missing, malformed or inconsistent file, named), EngineError (an NPU
+    runtime that fails), ValueError/TypeError (bad arguments).
     """
 
     def __init__(
@@ -94,8 +79,8 @@ class LLM:
         self.chat_template = (ChatTemplate.from_string(chat_template, origin="chat_template argument")
                               if chat_template is not None else ChatTemplate.from_dir(tok_dir))
         merged = {**config_overrides(root), **(overrides or {})}
-        self._default_sampling = (post_config_sampling(root) or generation_config_sampling(tok_dir)
-                                  or {"mode": "hf", "temperature": 0.0})
+        default_sampling = (post_config_sampling(root) or generation_config_sampling(tok_dir)
+                            or {"mode": "hf", "temperature": 0.0})
         callback = _progress_bar if progress is True else (progress or None)
         self._core = _core.LLM(str(root), backend, merged, callback, list(devices or []))
         g = self._core.geometry
@@ -103,96 +88,129 @@ class LLM:
             raise ModelLoadError(
                 f"{tok_dir / 'tokenizer.json'}: the tokenizer has {self.tokenizer.vocab_size} tokens "
                 f"but the model's vocabulary ({self._core.files['post']}) has {g['vocab']}")
-        self.eos_token_ids = list(self.tokenizer.eos_token_ids)
-        if not self.eos_token_ids:
+        eos_token_ids = list(self.tokenizer.eos_token_ids)
+        if not eos_token_ids:
             raise ModelLoadError(f"{tok_dir}: no EOS token id in generation_config.json or "
                                  "tokenizer_config.json")
+        self._core.set_defaults(eos_token_ids, default_sampling)
         self.last_metrics: Optional[Metrics] = None
         self._fingerprint: Optional[str] = None
-        self._lock = FairLock()
-        self._lease_mutex = threading.Lock()
-        self._lease: Optional[_Lease] = None
+        self._lock = ModelLock()
 
     @property
-    def default_sampling(self) -> dict:
-        """The sampling used when a call passes no sampling argument."""
-        return dict(self._default_sampling)
+    def default_sampling(self) -> dict[str, Any]:
+        """The sampler parameters used when a call sets no sampling option (a dict as
+        ``axllm._core.Sampler`` takes them)."""
+        return dict(self._core.default_sampling)
+
+    @property
+    def eos_token_ids(self) -> list[int]:
+        """The token ids that end a generation (not returned as tokens). Settable."""
+        return list(self._core.eos_ids)
+
+    @eos_token_ids.setter
+    def eos_token_ids(self, ids: Sequence[int]) -> None:
+        self._core.set_defaults(list(ids), self._core.default_sampling)
 
     @property
     def backend(self) -> str:
-        return self._core.backend
+        """The engine running the model: ``"cpu"`` (the host engine), ``"ax"`` or ``"axcl"``."""
+        return str(self._core.backend)
 
     @property
     def context_length(self) -> int:
+        """Tokens the KV cache holds at most (prompt and reply together)."""
         return int(self._core.geometry["kv_len"])
 
     @property
-    def files(self) -> dict:
+    def files(self) -> dict[str, Any]:
         """The model files the runtime resolved: layers, post model, embeddings."""
         return dict(self._core.files)
 
     @property
-    def geometry(self) -> dict:
+    def geometry(self) -> dict[str, Any]:
+        """What the model files' IO says: layers, groups, hidden size, KV width, context length,
+        prefill length, vocabulary, history capacity per group, IO dtype."""
         return dict(self._core.geometry)
 
+    @property
+    def closed(self) -> bool:
+        """Whether ``close()`` has been called."""
+        return bool(self._core.closed)
+
     def tokenize(self, text: str, *, add_special_tokens: bool = True) -> list[int]:
+        """The token ids of ``text`` (with the tokenizer's BOS etc. when ``add_special_tokens``)."""
         return self.tokenizer.encode(text, add_special_tokens=add_special_tokens)
 
     def detokenize(self, ids: Sequence[int], *, skip_special_tokens: bool = True) -> str:
+        """The text of ``ids`` (special tokens left out when ``skip_special_tokens``)."""
         return self.tokenizer.decode(list(ids), skip_special_tokens=skip_special_tokens)
 
-    def apply_chat_template(self, messages: Sequence[Mapping[str, Any]], *,
-                            add_generation_prompt: bool = True, **kwargs: Any) -> str:
-        """The prompt text the model's chat template makes of ``messages``."""
+    def apply_chat_template(self, messages: Messages, *, add_generation_prompt: bool = True,
+                            **kwargs: Any) -> str:
+        """The prompt text the model's chat template makes of ``messages``. Raises TemplateError."""
         return self.chat_template.render(
             messages, add_generation_prompt=add_generation_prompt,
             bos_token=self.tokenizer.bos_token, eos_token=self.tokenizer.eos_token, **kwargs)
 
-    def generate(self, prompt: Prompt, *, max_new_tokens: Optional[int] = None,
-                 temperature: Optional[float] = None, top_k: Optional[int] = None,
-                 top_p: Optional[float] = None, min_p: Optional[float] = None,
-                 repetition_penalty: Optional[float] = None, presence_penalty: Optional[float] = None,
-                 frequency_penalty: Optional[float] = None, seed: Optional[int] = None,
-                 stop: Union[str, Sequence[str], None] = None, stream: bool = False,
-                 overflow: str = "error",
-                 prefill_progress: Optional[Callable[[int, int], None]] = None,
-                 ) -> Union[Completion, Iterator[Chunk]]:
+    @overload
+    def generate(self, prompt: Prompt, config: Optional[GenerationConfig] = None, *,
+                 stream: Literal[False] = False, prefill_progress: Optional[PrefillProgress] = None,
+                 **options: Unpack[GenerationOptions]) -> Completion: ...
+
+    @overload
+    def generate(self, prompt: Prompt, config: Optional[GenerationConfig] = None, *,
+                 stream: Literal[True], prefill_progress: Optional[PrefillProgress] = None,
+                 **options: Unpack[GenerationOptions]) -> Iterator[Chunk]: ...
+
+    def generate(self, prompt: Prompt, config: Optional[GenerationConfig] = None, *, stream: bool = False,
+                 prefill_progress: Optional[PrefillProgress] = None,
+                 **options: Unpack[GenerationOptions]) -> Union[Completion, Iterator[Chunk]]:
         """Continue ``prompt`` (text, tokenized with the model's special tokens, or token ids used
-        as they are). Returns a ``Completion``, or with ``stream=True`` an iterator of ``Chunk``s
-        whose ``__next__`` runs the model one step (breaking out of the loop stops it).
+        as they are) under ``config`` with ``options`` applied over it (the fields of
+        ``GenerationConfig`` as keyword arguments). Returns a ``Completion``, or with
+        ``stream=True`` an iterator of ``Chunk``s whose ``__next__`` runs the model (breaking out
+        of the loop stops it).
 
         The KV cache is reused for the longest common prefix with what it holds (reported as
-        ``metrics.cached_tokens``). ``overflow`` decides what a prompt longer than the context
-        does: ``"error"`` raises ContextOverflowError(needed, available); ``"truncate_left"``
-        drops its oldest tokens, keeping room for min(max_new_tokens or 256, context / 2)
-        generated tokens.
+        ``metrics.cached_tokens``). A prompt longer than the context follows ``overflow``:
+        ``"error"`` raises ContextOverflowError(needed, available) at once; ``"truncate_left"``
+        drops its oldest tokens, keeping room for min(max_new_tokens or 256, context / 2) generated
+        tokens.
 
-        ``prefill_progress(done, total)``, if given, is called after each prefill chunk with the
-        prompt tokens run so far and the number to run (the prompt minus the reused prefix), on
-        the thread that advances the generation; calling ``stop()`` from it cancels at once, and
-        an exception it raises ends the generation and propagates to the caller."""
-        ids = self._prompt_ids(prompt)
-        ids = self._fit(ids, overflow, max_new_tokens, allow_drop_turns=False)
-        sampling = self._sampling(locals())
-        chunks = self._stream(ids, max_new_tokens, sampling, _stop_list(stop), prefill_progress)
+        ``prefill_progress(done, total)``, if given, is called between prefill chunks on the
+        thread iterating the stream, with the prompt tokens run so far and the number to run (the
+        prompt minus the reused prefix); ``stop()`` from it cancels before the next chunk, and an
+        exception it raises ends the generation and propagates.
+
+        Raises ValueError/TypeError (bad prompt or options, naming them), ContextOverflowError,
+        ClosedError, EngineError (during the steps)."""
+        config = _config(config, options)
+        ids = self.prompt_ids(prompt, config)
+        chunks = self._chunks(ids, config, _progress_callable(prefill_progress))
         return chunks if stream else _collect(chunks)
 
-    def chat(self, messages: Sequence[Mapping[str, Any]], *, max_new_tokens: Optional[int] = None,
-             temperature: Optional[float] = None, top_k: Optional[int] = None,
-             top_p: Optional[float] = None, min_p: Optional[float] = None,
-             repetition_penalty: Optional[float] = None, presence_penalty: Optional[float] = None,
-             frequency_penalty: Optional[float] = None, seed: Optional[int] = None,
-             stop: Union[str, Sequence[str], None] = None, stream: bool = False,
-             overflow: str = "error",
-             prefill_progress: Optional[Callable[[int, int], None]] = None,
-             ) -> Union[Completion, Iterator[Chunk]]:
+    @overload
+    def chat(self, messages: Messages, config: Optional[GenerationConfig] = None, *,
+             stream: Literal[False] = False, prefill_progress: Optional[PrefillProgress] = None,
+             **options: Unpack[GenerationOptions]) -> Completion: ...
+
+    @overload
+    def chat(self, messages: Messages, config: Optional[GenerationConfig] = None, *,
+             stream: Literal[True], prefill_progress: Optional[PrefillProgress] = None,
+             **options: Unpack[GenerationOptions]) -> Iterator[Chunk]: ...
+
+    def chat(self, messages: Messages, config: Optional[GenerationConfig] = None, *, stream: bool = False,
+             prefill_progress: Optional[PrefillProgress] = None,
+             **options: Unpack[GenerationOptions]) -> Union[Completion, Iterator[Chunk]]:
         """Reply to ``messages`` ([{"role": ..., "content": ...}, ...]) through the model's chat
-        template; arguments as for ``generate``. ``overflow="drop_oldest_turns"`` drops the oldest
-        non-system messages (a user message with the replies after it) until the prompt fits,
-        keeping the last user message."""
-        ids = self._chat_ids(messages, overflow, max_new_tokens)
-        sampling = self._sampling(locals())
-        chunks = self._stream(ids, max_new_tokens, sampling, _stop_list(stop), prefill_progress)
+        template; arguments and errors as for ``generate`` (plus TemplateError).
+        ``overflow="drop_oldest_turns"`` drops the oldest non-system messages (a user message with
+        the replies after it) until the prompt leaves room to reply, keeping the last user
+        message."""
+        config = _config(config, options)
+        ids = self.chat_prompt(messages, config)
+        chunks = self._chunks(ids, config, _progress_callable(prefill_progress))
         return chunks if stream else _collect(chunks)
 
     def stop(self) -> None:
@@ -200,34 +218,39 @@ class LLM:
         self._core.stop()
 
     def reset(self) -> None:
-        """Empty the KV cache, except a precomputed system prompt (see precompute_system_prompt)."""
-        self._core.reset()
+        """Empty the KV cache, except a precomputed system prompt (see precompute_system_prompt).
+        Raises ClosedError."""
+        with self._lock.call:
+            self._core.reset()
 
     def rewind(self, n: int) -> None:
         """Drop the last ``n`` cached tokens (to regenerate or edit the last message without a new
-        prefill of what comes before)."""
+        prefill of what comes before). Raises ValueError when fewer can be dropped."""
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
         try:
-            self._core.rewind(n)
+            with self._lock.call:
+                self._core.rewind(n)
         except IndexError as e:
             raise ValueError(str(e)) from None
 
     @property
     def context_usage(self) -> ContextUsage:
         """Tokens in the KV cache and the context length."""
-        return ContextUsage(int(self._core.kv_size), self.context_length)
+        with self._lock.call:
+            return ContextUsage(int(self._core.kv_size), self.context_length)
 
     @property
     def cached_tokens(self) -> list[int]:
         """The token ids whose K/V rows the cache holds."""
-        return list(self._core.kv_tokens)
+        with self._lock.call:
+            return list(self._core.kv_tokens)
 
     @property
     def fingerprint(self) -> str:
-        """Identifies the model files (see kv_session.model_fingerprint)."""
+        """Identifies the model files (see kv_file.model_fingerprint)."""
         if self._fingerprint is None:
-            self._fingerprint = kv_session.model_fingerprint(self._core.files)
+            self._fingerprint = kv_file.model_fingerprint(self._core.files)
         return self._fingerprint
 
     def system_prompt_tokens(self, system_prompt: str) -> list[int]:
@@ -240,172 +263,157 @@ class LLM:
         """Prefill the system prompt once and keep it across reset(); chats that start with it
         reuse it. Returns its token count."""
         ids = self.system_prompt_tokens(system_prompt)
-        self._core.pin_prefix(0)
-        self._core.reset()
-        self._core.extend(ids)
-        self._core.pin_prefix(len(ids))
+        with self._lock.call:
+            self._core.pin_prefix(0)
+            self._core.reset()
+            self._core.extend(ids)
+            self._core.pin_prefix(len(ids))
         return len(ids)
 
-    def snapshot(self) -> "KvSnapshot":
-        """An in-memory copy of the KV cache (token ids and rows), for restore()."""
-        core = self._core
-        tokens = list(core.kv_tokens)
-        n_layers = self.geometry["n_layers"]
-        return KvSnapshot(tokens, [core.read_kv(i, False, len(tokens)) for i in range(n_layers)],
-                          [core.read_kv(i, True, len(tokens)) for i in range(n_layers)])
+    def snapshot(self) -> KvSnapshot:
+        """An in-memory copy of the KV cache (token ids, rows, pinned prefix), taken at once."""
+        with self._lock.call:
+            tokens, k, v, pinned = self._core.snapshot()
+        return KvSnapshot(list(tokens), list(k), list(v), int(pinned))
 
-    def restore(self, snapshot: "KvSnapshot") -> None:
-        """Puts a snapshot of this model's cache back (the next call reuses its prefix)."""
-        self._core.load_kv(snapshot.tokens, snapshot.k, snapshot.v)
+    def restore(self, snapshot: KvSnapshot) -> None:
+        """Puts a snapshot of this model's cache back (the next call reuses its prefix). Raises
+        ValueError when it does not fit this model."""
+        with self._lock.call:
+            self._core.restore(snapshot.tokens, snapshot.k, snapshot.v, snapshot.pinned)
 
-    def save_session(self, path: Union[str, os.PathLike], extra: Optional[dict] = None) -> Path:
-        """Save the KV cache and its token ids (plus ``extra``, any JSON data) to ``path``."""
-        return kv_session.save(self, path, extra)
+    def save_kv(self, path: Union[str, os.PathLike], extra: Optional[dict] = None) -> Path:
+        """Save the KV cache and its token ids (plus ``extra``, any JSON data) to a KV file."""
+        return kv_file.write(path, self.snapshot(), self._kv_identity(), extra)
 
-    def load_session(self, path: Union[str, os.PathLike]) -> dict:
-        """Restore a saved cache; returns its ``extra``. Raises SessionMismatchError when the
-        file belongs to another model, chat template or KV geometry."""
-        return kv_session.load(self, path)
+    def load_kv(self, path: Union[str, os.PathLike]) -> dict:
+        """Restore a KV file saved by ``save_kv``; returns its ``extra``. Raises
+        KvFileMismatchError when the file belongs to another model, chat template or KV geometry,
+        ModelLoadError when it is not a readable KV file."""
+        snapshot, extra = kv_file.read(path, self._kv_identity())
+        self.restore(snapshot)
+        return extra
 
     def export_kvcache(self, directory: Union[str, os.PathLike], system_prompt: str) -> Path:
         """Write the cache as ax-llm's kvcache directory (k_cache_<l>.bin, v_cache_<l>.bin,
         config.json with system_prompt and precompute_len)."""
-        return kv_session.export_axllm_kvcache(self, directory, system_prompt)
+        return kv_file.write_axllm_kvcache(directory, self.snapshot(), system_prompt)
 
     def import_kvcache(self, directory: Union[str, os.PathLike]) -> str:
         """Load ax-llm's kvcache directory as a pinned system prompt; returns its text."""
-        return kv_session.import_axllm_kvcache(self, directory)
+        snapshot, system_prompt = kv_file.read_axllm_kvcache(directory, self.geometry, self.system_prompt_tokens)
+        self.restore(snapshot)
+        return system_prompt
 
-    def _room(self, max_new_tokens: Optional[int]) -> int:
-        c = self.context_length
-        return min(max_new_tokens or 256, c // 2)
+    def close(self) -> None:
+        """Cancel any generation, wait for its step to end and free the model's engine models and
+        buffers (NPU memory included) now rather than at garbage collection. Idempotent; later
+        calls that use the model raise ClosedError."""
+        self._core.close()
 
-    def _overflow_error(self, needed: int) -> ContextOverflowError:
-        e = ContextOverflowError(f"the prompt has {needed} tokens but the context holds "
-                                 f"{self.context_length}")
-        e.needed = needed
-        e.available = self.context_length
-        return e
+    def astream(self, prompt: Prompt, config: Optional[GenerationConfig] = None,
+                **options: Any) -> AsyncIterator[Chunk]:
+        """``async for chunk in llm.astream(prompt, ...)``: generate() streamed to asyncio; the
+        model runs on a worker thread and wakes the event loop per chunk (no polling)."""
+        return aio.astream(self, "generate", prompt, config, **options)
 
-    def _fit(self, ids: list[int], overflow: str, max_new_tokens: Optional[int],
-             allow_drop_turns: bool) -> list[int]:
-        if overflow not in OVERFLOW_POLICIES:
-            raise ValueError(f"overflow must be one of {OVERFLOW_POLICIES}, got {overflow!r}")
-        if overflow == "drop_oldest_turns" and not allow_drop_turns:
+    def astream_chat(self, messages: Messages, config: Optional[GenerationConfig] = None,
+                     **options: Any) -> AsyncIterator[Chunk]:
+        """chat() streamed to asyncio, like astream()."""
+        return aio.astream(self, "chat", messages, config, **options)
+
+    async def agenerate(self, prompt: Prompt, config: Optional[GenerationConfig] = None,
+                        **options: Any) -> Completion:
+        """``await llm.agenerate(prompt, ...)``: generate() off the event loop."""
+        return await aio.agenerate(self, prompt, config, **options)
+
+    async def achat(self, messages: Messages, config: Optional[GenerationConfig] = None,
+                    **options: Any) -> Completion:
+        """``await llm.achat(messages, ...)``: chat() off the event loop."""
+        return await aio.achat(self, messages, config, **options)
+
+    def __enter__(self) -> LLM:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        g = self._core.geometry
+        return (f"LLM({str(self.path)!r}, backend={self.backend!r}, layers={g['n_layers']}, "
+                f"context={g['kv_len']}, prefill={g['prefill_len']})")
+
+    def _kv_identity(self) -> dict[str, Any]:
+        return kv_file.identity(self.fingerprint, self.chat_template.sha256, self.geometry)
+
+    def prompt_ids(self, prompt: Prompt, config: Optional[GenerationConfig] = None,
+                   **options: Unpack[GenerationOptions]) -> list[int]:
+        """The token ids ``generate(prompt, config, **options)`` runs: ``prompt`` tokenized (or
+        its ids checked), fitted to the context per ``overflow``. Raises ValueError, TypeError,
+        ContextOverflowError."""
+        config = _config(config, options)
+        if config.overflow == "drop_oldest_turns":
             raise ValueError("overflow='drop_oldest_turns' needs chat() messages")
-        if len(ids) <= self.context_length:
-            return ids
-        if overflow == "truncate_left":
-            return ids[len(ids) - (self.context_length - self._room(max_new_tokens)):]
-        raise self._overflow_error(len(ids))
+        return self._core.fit_prompt(self._prompt_ids(prompt), config)
 
-    def _chat_ids(self, messages: Sequence[Mapping[str, Any]], overflow: str,
-                  max_new_tokens: Optional[int]) -> list[int]:
-        def encode(msgs: Sequence[Mapping[str, Any]]) -> list[int]:
+    def chat_prompt(self, messages: Messages, config: Optional[GenerationConfig] = None,
+                    **options: Unpack[GenerationOptions]) -> list[int]:
+        """The token ids ``chat(messages, config, **options)`` runs: the chat template's prompt,
+        tokenized, fitted to the context per ``overflow``. Raises TemplateError,
+        ContextOverflowError."""
+        config = _config(config, options)
+        return self._core.fit_prompt(self._chat_ids(messages, config), config)
+
+    def _chat_ids(self, messages: Messages, config: GenerationConfig) -> list[int]:
+        def encode(msgs: Messages) -> list[int]:
             text = self.apply_chat_template(msgs, add_generation_prompt=True)
             return self.tokenizer.encode(text, add_special_tokens=False)
 
         ids = encode(messages)
-        if overflow != "drop_oldest_turns" or len(ids) <= self.context_length:
-            return self._fit(ids, overflow, max_new_tokens, allow_drop_turns=True)
-        limit = self.context_length - self._room(max_new_tokens)
+        if config.overflow != "drop_oldest_turns" or len(ids) <= self.context_length:
+            return ids
+        limit = self._core.prompt_limit(config)
         msgs = list(messages)
         system = [m for m in msgs[:1] if m.get("role") == "system"]
         rest = msgs[len(system):]
         while len(ids) > limit:
             cut = next((i for i in range(1, len(rest)) if rest[i].get("role") == "user"), None)
             if cut is None:
-                raise self._overflow_error(len(ids))
+                break  # nothing more to drop: fit_prompt decides whether what is left fits
             rest = rest[cut:]
             ids = encode(system + rest)
         return ids
 
     def _prompt_ids(self, prompt: Prompt) -> list[int]:
         if isinstance(prompt, str):
-            ids = self.tokenizer.encode(prompt, add_special_tokens=True)
-        elif isinstance(prompt, (list, tuple)) and all(
-                isinstance(t, int) and not isinstance(t, bool) for t in prompt):
-            ids = list(prompt)
-        else:
-            raise TypeError("prompt must be a str or a list of int token ids")
-        if not ids:
-            raise ValueError("prompt is empty")
-        vocab = self._core.geometry["vocab"]
-        bad = [t for t in ids if not 0 <= t < vocab]
-        if bad:
-            raise ValueError(f"prompt token id {bad[0]} is outside the vocabulary [0, {vocab})")
-        return ids
+            return self.tokenizer.encode(prompt, add_special_tokens=True)
+        if isinstance(prompt, (list, tuple)) and all(isinstance(t, int) and not isinstance(t, bool) for t in prompt):
+            return list(prompt)
+        raise TypeError("prompt must be a str or a list of int token ids")
 
-    def _sampling(self, args: Mapping[str, Any]) -> dict[str, Any]:
-        given = {k: args[k] for k in _HF_KEYS if args.get(k) is not None}
-        if given:
-            sampling: dict[str, Any] = {"mode": "hf", **given}
-        else:
-            sampling = dict(self._default_sampling)
-        if args.get("seed") is not None:
-            sampling["seed"] = int(args["seed"])
-        n = args.get("max_new_tokens")
-        if n is not None:
-            if isinstance(n, bool) or not isinstance(n, int):
-                raise TypeError(f"max_new_tokens must be an int, got {type(n).__name__}")
-            if n < 1:
-                raise ValueError(f"max_new_tokens must be >= 1, got {n}")
-        return sampling
-
-    def _stream(self, ids: list[int], max_new_tokens: Optional[int], sampling: dict,
-                stops: list[str], prefill_progress: Optional[Callable[[int, int], None]] = None,
-                ) -> Iterator[Chunk]:
-        if prefill_progress is not None and not callable(prefill_progress):
-            raise TypeError("prefill_progress must be callable or None")
-        # Past the context nothing more can be generated; this also keeps the value in int32.
-        limit = -1 if max_new_tokens is None else min(int(max_new_tokens), self.context_length + 1)
-        return self._chunks(ids, limit, sampling, stops, prefill_progress)
-
-    def _acquire(self) -> _Lease:
-        """Waits for the model in arrival order. A stream still open on this same thread is
-        superseded instead (it finishes "cancelled"), since waiting for it would never end."""
-        me = threading.get_ident()
-        with self._lease_mutex:
-            current = self._lease
-            if current is not None and current.thread == me and not current.revoked:
-                current.revoked = True
-                if current.gen is not None:
-                    current.gen.cancel()
-                self._lease = _Lease(me)
-                return self._lease
-        self._lock.acquire()
-        with self._lease_mutex:
-            self._lease = _Lease(me)
-            return self._lease
-
-    def _release(self, lease: _Lease) -> None:
-        with self._lease_mutex:
-            if lease.revoked:
-                return
-            self._lease = None
-        self._lock.release()
-
-    def _chunks(self, ids: list[int], max_new_tokens: int, sampling: dict,
-                stops: list[str], prefill_progress: Optional[Callable[[int, int], None]],
-                ) -> Iterator[Chunk]:
-        lease = self._acquire()
-        try:
-            gen = self._core.generate(ids, max_new_tokens, self.eos_token_ids, sampling,
-                                      prefill_progress=prefill_progress)
-            lease.gen = gen
-            if lease.revoked:
+    def _chunks(self, ids: list[int], config: GenerationConfig,
+                progress: Optional[PrefillProgress]) -> Iterator[Chunk]:
+        with self._lock.turn() as turn:
+            gen = self._core.generate(ids, config)
+            turn.generation = gen
+            if turn.superseded:
                 gen.cancel()
-            yield from self._steps(gen, stops)
-        finally:
-            self._release(lease)
+            yield from self._steps(gen, config.stop, progress)
 
-    def _steps(self, gen: Any, stops: list[str]) -> Iterator[Chunk]:
+    def _steps(self, gen: Any, stops: list[str], progress: Optional[PrefillProgress]) -> Iterator[Chunk]:
         detok = self.tokenizer.detokenizer(skip_special_tokens=True)
         matcher = StopMatcher(stops) if stops else None
         pending: list[int] = []
         done = False
         try:
-            for token, finish, _stop_token in gen:
+            while True:
+                with self._lock.call:
+                    step = next(gen)
+                if step.prefill_total and progress is not None:
+                    progress(step.prefill_done, step.prefill_total)
+                token, finish = step.token, step.finish_reason
+                if token < 0 and finish is None:
+                    continue
                 text = ""
                 if token >= 0:
                     pending.append(token)
@@ -439,52 +447,18 @@ class LLM:
         self.last_metrics = metrics
         return Chunk(text, ids, finish, metrics, stop)
 
-    def astream(self, prompt: Prompt, **kwargs: Any):
-        """``async for chunk in llm.astream(prompt, ...)``: generate() streamed to asyncio; the
-        model runs on a worker thread and wakes the event loop per chunk (no polling)."""
-        from axllm import aio
 
-        return aio.astream(self, "generate", prompt, **kwargs)
-
-    def astream_chat(self, messages: Sequence[Mapping[str, Any]], **kwargs: Any):
-        """chat() streamed to asyncio, like astream()."""
-        from axllm import aio
-
-        return aio.astream(self, "chat", messages, **kwargs)
-
-    async def agenerate(self, prompt: Prompt, **kwargs: Any) -> Completion:
-        """``await llm.agenerate(prompt, ...)``: generate() off the event loop."""
-        from axllm import aio
-
-        return await aio.agenerate(self, prompt, **kwargs)
-
-    async def achat(self, messages: Sequence[Mapping[str, Any]], **kwargs: Any) -> Completion:
-        """``await llm.achat(messages, ...)``: chat() off the event loop."""
-        from axllm import aio
-
-        return await aio.achat(self, messages, **kwargs)
-
-    def __enter__(self) -> "LLM":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def __repr__(self) -> str:
-        g = self._core.geometry
-        return (f"LLM({str(self.path)!r}, backend={self.backend!r}, layers={g['n_layers']}, "
-                f"context={g['kv_len']}, prefill={g['prefill_len']})")
+def _config(config: Optional[GenerationConfig], options: Mapping[str, Any]) -> GenerationConfig:
+    """``config`` (or the defaults) with ``options`` applied; TypeError/ValueError naming a bad one."""
+    if config is not None and not isinstance(config, GenerationConfig):
+        raise TypeError(f"config must be an axllm.GenerationConfig or None, got {type(config).__name__}")
+    return (config or GenerationConfig()).replace(**options)
 
 
-def _stop_list(stop: Union[str, Sequence[str], None]) -> list[str]:
-    if stop is None:
-        return []
-    if isinstance(stop, str):
-        return [stop]
-    out = list(stop)
-    if not all(isinstance(s, str) for s in out):
-        raise TypeError("stop must be a string or a sequence of strings")
-    return out
+def _progress_callable(progress: Optional[PrefillProgress]) -> Optional[PrefillProgress]:
+    if progress is not None and not callable(progress):
+        raise TypeError("prefill_progress must be callable or None")
+    return progress
 
 
 def _collect(chunks: Iterator[Chunk]) -> Completion:

@@ -53,6 +53,19 @@ class ContextOverflowError : public Error {
   int64_t available_;
 };
 
+// A call on a model while another thread is running one on it (calls on one model must be
+// serialized by the caller).
+class BusyError : public Error {
+ public:
+  using Error::Error;
+};
+
+// A call on a model or session after close(); the message names it.
+class ClosedError : public Error {
+ public:
+  using Error::Error;
+};
+
 // A tensor was given with a dtype other than the one the model declares.
 class TypeMismatch : public std::invalid_argument {
  public:

@@ -1,6 +1,6 @@
 #pragma once
 // The LLM runtime: drives the layer models of a pulsar2-shaped build through the engine
-// interface only (no engine-specific code), so one runtime serves the CPU engine and the NPUs.
+// interface only (no engine-specific code), so one runtime serves the host engine and the NPUs.
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -8,12 +8,12 @@
 #include <mutex>
 #include <span>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "axllm/embeddings.h"
 #include "axllm/engine.h"
 #include "axllm/generation.h"
+#include "axllm/generation_config.h"
 #include "axllm/kv_cache.h"
 #include "axllm/model_files.h"
 
@@ -36,9 +36,20 @@ struct ModelGeometry {
   DType io_dtype = DType::kBF16;
 };
 
-class Generation;
+// The KV cache at one moment: token ids and, per layer, their raw K and V rows (tokens.size() rows
+// each, in the engine's layout and dtype), and how many leading tokens are pinned.
+struct KvSnapshot {
+  std::vector<int32_t> tokens;
+  std::vector<std::vector<uint8_t>> k;
+  std::vector<std::vector<uint8_t>> v;
+  int64_t pinned = 0;
+};
 
-// A loaded model. Thread-safe: steps of generations are serialized on an internal lock.
+// A loaded model. Every call that reads or changes the model's state holds its mutex for the call
+// (a generation holds it for one step, not between steps); a call made while another thread holds
+// it throws BusyError instead of waiting: callers that share a model serialize their calls
+// (axllm.LLM does, and decides the order). stop() and generate() never take it. After close(),
+// every such call throws ClosedError.
 class Llm : public std::enable_shared_from_this<Llm> {
  public:
   // progress(done, total) is called after each model file loads.
@@ -54,15 +65,30 @@ class Llm : public std::enable_shared_from_this<Llm> {
   const ModelGeometry& geometry() const { return geometry_; }
   const ModelFiles& files() const { return files_; }
   const std::string& backend_name() const { return backend_name_; }
-  // Tokens currently held in the KV cache.
-  std::vector<int32_t> kv_tokens() const;
 
-  // Starts a generation over `prompt`; the KV cache is rebuilt from it on the first step. A
-  // generation started earlier and still running is superseded (it finishes as cancelled).
-  // Throws std::invalid_argument for an empty prompt or bad options.
-  std::unique_ptr<Generation> generate(std::vector<int32_t> prompt, GenerationOptions options);
-  // Cancels the running generation, if any, at its next chunk or step boundary. Thread-safe.
+  // The model's own generation defaults: the EOS ids that end a generation, and the sampling used
+  // when a GenerationConfig sets no sampling field (greedy until set). Throws std::invalid_argument
+  // for an id outside the vocabulary or invalid sampling parameters.
+  void set_defaults(std::vector<int32_t> eos_ids, const SamplingParams& sampling);
+  std::vector<int32_t> eos_ids() const;
+  SamplingParams default_sampling() const;
+
+  // Prompt tokens a generation under `config` accepts (see axllm::prompt_limit).
+  int64_t prompt_limit(const GenerationConfig& config) const;
+  // `prompt` checked (ids in the vocabulary, not empty) and fitted to the context per
+  // config.overflow (see axllm::fit_prompt). Throws std::invalid_argument, ContextOverflowError.
+  std::vector<int32_t> fit_prompt(std::vector<int32_t> prompt, const GenerationConfig& config) const;
+
+  // Starts a generation over fit_prompt(prompt, config); the KV cache is rebuilt from it on the
+  // first step, reusing the longest common prefix with what it holds when `reuse_kv`. A generation
+  // started earlier and still running is superseded (it finishes as cancelled). Throws what
+  // fit_prompt and config.validate() throw, and ClosedError.
+  std::unique_ptr<Generation> generate(std::vector<int32_t> prompt, const GenerationConfig& config = {},
+                                       bool reuse_kv = true);
+  // Cancels the running generation, if any, at its next chunk, layer or step boundary. Thread-safe.
   void stop();
+  // reset, rewind, restore and extend end a generation that is between steps (it finishes as
+  // cancelled at its next step), since they change the rows it continues from.
   // Empties the KV cache, down to the pinned prefix (see pin_prefix).
   void reset();
   // Drops the last `n` cached tokens (clamped at the pinned prefix). Throws std::out_of_range when
@@ -72,25 +98,35 @@ class Llm : public std::enable_shared_from_this<Llm> {
   void pin_prefix(int64_t n);
   int64_t pinned_prefix() const;
   int64_t kv_size() const;
-
-  // Raw K (or V) rows [0, rows) of `layer`, in the engine's layout and dtype.
-  std::vector<uint8_t> read_kv(int layer, bool values, int64_t rows) const;
-  // Replaces the cache: `tokens` and, per layer, their K and V rows (tokens.size() rows each,
-  // layout and dtype as read_kv returns them). Throws std::invalid_argument on a size mismatch.
-  void load_kv(const std::vector<int32_t>& tokens, const std::vector<std::vector<uint8_t>>& k,
-               const std::vector<std::vector<uint8_t>>& v);
-  // Prefills `tokens` after the cached ones without sampling (GIL-free precompute).
+  // Tokens currently held in the KV cache.
+  std::vector<int32_t> kv_tokens() const;
+  // The cache's tokens and rows, read under one lock (consistent with each other).
+  KvSnapshot snapshot() const;
+  // Replaces the cache and the pinned prefix with `snapshot` (validated whole before anything
+  // changes). Throws std::invalid_argument on a size mismatch, an id outside the vocabulary or a
+  // pinned count outside [0, tokens], ContextOverflowError when it does not fit.
+  void restore(const KvSnapshot& snapshot);
+  // Prefills `tokens` after the cached ones without sampling (a precomputed system prompt).
   void extend(const std::vector<int32_t>& tokens);
+  // Cancels the running generation, waits for its step to end and frees every engine model and
+  // buffer. Idempotent.
+  void close();
+  bool closed() const;
 
  private:
   friend class Generation;
   Llm() = default;
 
-  // Prefill `tokens` after the rows already cached: P-token chunks in the smallest group whose
-  // history capacity fits, decode steps where none does. Returns false if cancelled. `progress`
-  // (may be empty) is called after each chunk or step, see GenerationOptions::prefill_progress.
-  bool prefill(std::span<const int32_t> tokens, const std::atomic<bool>& cancel,
-               const std::function<void(int64_t, int64_t)>& progress = {});
+  // Holds mutex_ for a call: BusyError when another thread holds it, ClosedError after close().
+  std::unique_lock<std::mutex> lock_state() const;
+  struct Chunk {
+    int64_t consumed = 0;    // leading tokens run and appended to the cache
+    bool cancelled = false;  // cancel was seen before all of them ran
+  };
+  // Runs the next chunk of `tokens` after the cached rows: up to P tokens through the smallest
+  // prefill group whose history capacity fits, else up to P decode steps. Computes the logits of
+  // the last token when the chunk consumes all of `tokens`.
+  Chunk prefill_chunk(std::span<const int32_t> tokens, const std::atomic<bool>& cancel);
   // How many leading prompt tokens to keep from the cache: the longest common prefix (at most
   // prompt.size() - 1, so one token is left to compute logits), or 0 when a fresh prefill is
   // estimated to be faster than reusing it (from the run times measured so far).
@@ -100,6 +136,7 @@ class Llm : public std::enable_shared_from_this<Llm> {
   // Feeds one token at the next row and computes its logits.
   void decode(int32_t token);
   std::span<const float> logits() const { return logits_; }
+  void check_ids(std::span<const int32_t> ids, const char* what) const;
 
   ModelFiles files_;
   std::string backend_name_;
@@ -109,64 +146,20 @@ class Llm : public std::enable_shared_from_this<Llm> {
   std::unique_ptr<KvCache> kv_;
   std::vector<uint8_t> scratch_;
   std::span<const float> logits_;
-  // Holds mutex_ for one call. The thread already holding it (a prefill_progress callback that
-  // calls back into the model) gets std::logic_error instead of a deadlock.
-  class StateLock {
-   public:
-    explicit StateLock(const Llm& llm);
-    ~StateLock();
-    StateLock(const StateLock&) = delete;
-    StateLock& operator=(const StateLock&) = delete;
-
-   private:
-    const Llm& llm_;
-  };
-  // Throws std::logic_error when this thread holds mutex_ (inside a step's callback).
-  void refuse_reentry() const;
+  std::vector<int32_t> eos_ids_;
+  SamplingParams default_sampling_ = [] {
+    SamplingParams p;
+    p.temperature = 0.0f;
+    return p;
+  }();
   mutable std::mutex mutex_;
-  mutable std::atomic<std::thread::id> owner_{};
+  std::atomic<bool> closed_{false};
   std::atomic<uint64_t> serial_{0};
   int64_t pinned_ = 0;
   double step_ms_ = 0;                 // measured decode step time (moving average)
   std::vector<double> chunk_ms_;       // measured prefill chunk time per group
   std::shared_ptr<std::atomic<bool>> current_cancel_;
-  std::mutex cancel_mutex_;
-};
-
-// One generation, pulled a step at a time. The first step prefills the prompt and samples the
-// first token; each later step decodes the previous token and samples the next.
-class Generation {
- public:
-  Generation(std::shared_ptr<Llm> llm, std::vector<int32_t> prompt, GenerationOptions options,
-             uint64_t serial, std::shared_ptr<std::atomic<bool>> cancel);
-
-  // Runs one step. After a finish it keeps returning {-1, finish}. Throws ContextOverflowError
-  // (first step) when the prompt does not fit the context, EngineError on engine failure.
-  StepResult next();
-  // Requests cancellation; honoured between prefill chunks, layers and decode steps.
-  void cancel() { cancel_->store(true); }
-  FinishReason finish_reason() const { return finish_; }
-  const GenerationMetrics& metrics() const { return metrics_; }
-  const std::vector<int32_t>& tokens() const { return generated_; }
-  const std::vector<int32_t>& prompt() const { return prompt_; }
-
- private:
-  StepResult finish(FinishReason reason, int32_t stop_token = -1);
-  StepResult emit(int32_t token);
-  bool is_eos(int32_t token) const;
-
-  std::shared_ptr<Llm> llm_;
-  std::vector<int32_t> prompt_;
-  GenerationOptions options_;
-  Sampler sampler_;
-  uint64_t serial_;
-  std::shared_ptr<std::atomic<bool>> cancel_;
-  std::vector<int32_t> generated_;
-  int32_t pending_ = -1;
-  bool started_ = false;
-  FinishReason finish_ = FinishReason::kNone;
-  GenerationMetrics metrics_;
-  double first_token_time_ = 0;
+  mutable std::mutex control_mutex_;  // guards current_cancel_, eos_ids_ and default_sampling_
 };
 
 }  // namespace axllm

@@ -16,7 +16,7 @@ enum class SamplerMode { kHf, kVendor };
 
 struct SamplingParams {
   SamplerMode mode = SamplerMode::kHf;
-  float temperature = 1.0f;         // <= 0: greedy (argmax after penalties)
+  float temperature = 1.0f;         // 0: greedy (argmax after penalties)
   int32_t top_k = 0;                // 0: off
   float top_p = 1.0f;               // 1: off
   float min_p = 0.0f;               // 0: off
@@ -32,7 +32,7 @@ struct SamplingParams {
 };
 
 // Validates params; throws std::invalid_argument naming the field (e.g. "top_p must be in
-// (0, 1], got 1.5"). Ranges: temperature finite; top_k >= 0; top_p in (0, 1]; min_p in [0, 1];
+// (0, 1], got 1.5"). Ranges: temperature finite and >= 0; top_k >= 0; top_p in (0, 1]; min_p in [0, 1];
 // repetition_penalty finite and > 0; presence/frequency penalties finite; penalty_window >= 0.
 // Fields of the other mode must keep their defaults: kHf rejects enable_top_p, enable_top_k and
 // a penalty_window other than 20; kVendor rejects min_p, presence_penalty and

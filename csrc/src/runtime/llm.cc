@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <stdexcept>
+#include <string>
 
 #include "axllm/errors.h"
 #include "runtime/layer_stack.h"
@@ -39,27 +40,45 @@ std::shared_ptr<Llm> Llm::load(std::shared_ptr<Backend> backend, const ModelFile
 
 Llm::~Llm() = default;
 
-void Llm::refuse_reentry() const {
-  if (owner_.load() == std::this_thread::get_id()) {
-    throw std::logic_error(
-        "the model is running a step on this thread: it cannot be used from inside a "
-        "prefill_progress callback (stop() is the one call allowed there)");
+std::unique_lock<std::mutex> Llm::lock_state() const {
+  std::unique_lock<std::mutex> lock(mutex_, std::try_to_lock);
+  if (!lock.owns_lock()) {
+    throw BusyError(files_.root + ": the model is running a call on another thread; calls on one model "
+                    "must be serialized (axllm.LLM does this)");
+  }
+  if (closed_.load()) throw ClosedError(files_.root + ": the model is closed");
+  return lock;
+}
+
+void Llm::check_ids(std::span<const int32_t> ids, const char* what) const {
+  for (int32_t t : ids) {
+    if (t < 0 || t >= geometry_.vocab) {
+      throw std::invalid_argument(std::string(what) + " token id " + std::to_string(t) +
+                                  " is outside the vocabulary [0, " + std::to_string(geometry_.vocab) + ")");
+    }
   }
 }
 
-Llm::StateLock::StateLock(const Llm& llm) : llm_(llm) {
-  llm.refuse_reentry();
-  llm.mutex_.lock();
-  llm.owner_.store(std::this_thread::get_id());
+void Llm::set_defaults(std::vector<int32_t> eos_ids, const SamplingParams& sampling) {
+  check_ids(eos_ids, "EOS");
+  validate(sampling);
+  std::lock_guard<std::mutex> lock(control_mutex_);
+  eos_ids_ = std::move(eos_ids);
+  default_sampling_ = sampling;
 }
 
-Llm::StateLock::~StateLock() {
-  llm_.owner_.store(std::thread::id());
-  llm_.mutex_.unlock();
+std::vector<int32_t> Llm::eos_ids() const {
+  std::lock_guard<std::mutex> lock(control_mutex_);
+  return eos_ids_;
+}
+
+SamplingParams Llm::default_sampling() const {
+  std::lock_guard<std::mutex> lock(control_mutex_);
+  return default_sampling_;
 }
 
 std::vector<int32_t> Llm::kv_tokens() const {
-  StateLock lock(*this);
+  auto lock = lock_state();
   return kv_->tokens();
 }
 
@@ -71,23 +90,25 @@ void update_average(double& avg, double sample) { avg = avg == 0 ? sample : 0.7 
 }  // namespace
 
 void Llm::reset() {
-  StateLock lock(*this);
+  auto lock = lock_state();
+  serial_.fetch_add(1);  // a generation between steps would continue on rows that are gone
   kv_->rewind_to(std::min(pinned_, kv_->size()));
 }
 
 void Llm::rewind(int64_t n) {
-  StateLock lock(*this);
+  auto lock = lock_state();
   const int64_t droppable = kv_->size() - std::min(pinned_, kv_->size());
   if (n < 0 || n > droppable) {
     throw std::out_of_range("rewind(" + std::to_string(n) + "): " + std::to_string(droppable) +
                             " cached tokens can be dropped (" + std::to_string(kv_->size()) +
                             " cached, " + std::to_string(pinned_) + " pinned)");
   }
+  serial_.fetch_add(1);
   kv_->rewind_to(kv_->size() - n);
 }
 
 void Llm::pin_prefix(int64_t n) {
-  StateLock lock(*this);
+  auto lock = lock_state();
   if (n < 0 || n > kv_->size()) {
     throw std::out_of_range("pin_prefix(" + std::to_string(n) + "): the cache holds " +
                             std::to_string(kv_->size()) + " tokens");
@@ -96,66 +117,70 @@ void Llm::pin_prefix(int64_t n) {
 }
 
 int64_t Llm::pinned_prefix() const {
-  StateLock lock(*this);
+  auto lock = lock_state();
   return pinned_;
 }
 
 int64_t Llm::kv_size() const {
-  StateLock lock(*this);
+  auto lock = lock_state();
   return kv_->size();
 }
 
-std::vector<uint8_t> Llm::read_kv(int layer, bool values, int64_t rows) const {
-  StateLock lock(*this);
-  if (layer < 0 || layer >= geometry_.n_layers) {
-    throw std::invalid_argument("layer " + std::to_string(layer) + " is out of range");
+KvSnapshot Llm::snapshot() const {
+  auto lock = lock_state();
+  KvSnapshot s;
+  s.tokens = kv_->tokens();
+  s.pinned = std::min(pinned_, kv_->size());
+  const size_t bytes = kv_->row_offset(kv_->size());
+  s.k.resize(static_cast<size_t>(geometry_.n_layers));
+  s.v.resize(static_cast<size_t>(geometry_.n_layers));
+  for (int l = 0; l < geometry_.n_layers; ++l) {
+    s.k[l].resize(bytes);
+    s.v[l].resize(bytes);
+    if (bytes == 0) continue;
+    kv_->k(l)->read(0, s.k[l].data(), bytes);
+    kv_->v(l)->read(0, s.v[l].data(), bytes);
   }
-  if (rows < 0 || rows > kv_->size()) {
-    throw std::invalid_argument("rows " + std::to_string(rows) + ": the cache holds " +
-                                std::to_string(kv_->size()));
-  }
-  std::vector<uint8_t> out(kv_->row_offset(rows));
-  (values ? kv_->v(layer) : kv_->k(layer))->read(0, out.data(), out.size());
-  return out;
+  return s;
 }
 
-void Llm::load_kv(const std::vector<int32_t>& tokens, const std::vector<std::vector<uint8_t>>& k,
-                  const std::vector<std::vector<uint8_t>>& v) {
-  StateLock lock(*this);
-  const int64_t n = static_cast<int64_t>(tokens.size());
+void Llm::restore(const KvSnapshot& snapshot) {
+  auto lock = lock_state();
+  const int64_t n = static_cast<int64_t>(snapshot.tokens.size());
   if (n > geometry_.kv_len) {
     throw ContextOverflowError(n, geometry_.kv_len, "a cache of " + std::to_string(n) +
                                                         " tokens does not fit the context of " +
                                                         std::to_string(geometry_.kv_len));
   }
-  if (static_cast<int>(k.size()) != geometry_.n_layers || static_cast<int>(v.size()) != geometry_.n_layers) {
+  if (static_cast<int>(snapshot.k.size()) != geometry_.n_layers ||
+      static_cast<int>(snapshot.v.size()) != geometry_.n_layers) {
     throw std::invalid_argument("expected K and V rows for " + std::to_string(geometry_.n_layers) + " layers");
   }
   const size_t bytes = kv_->row_offset(n);
   for (int l = 0; l < geometry_.n_layers; ++l) {
-    if (k[l].size() != bytes || v[l].size() != bytes) {
+    if (snapshot.k[l].size() != bytes || snapshot.v[l].size() != bytes) {
       throw std::invalid_argument("layer " + std::to_string(l) + ": expected " + std::to_string(bytes) +
                                   " bytes of K and of V rows");
     }
   }
-  for (int t : tokens) {
-    if (t < 0 || t >= geometry_.vocab) throw std::invalid_argument("token id " + std::to_string(t) + " is outside the vocabulary");
+  check_ids(snapshot.tokens, "cached");
+  if (snapshot.pinned < 0 || snapshot.pinned > n) {
+    throw std::invalid_argument("pinned must be in [0, " + std::to_string(n) + "], got " +
+                                std::to_string(snapshot.pinned));
   }
   serial_.fetch_add(1);
-  for (int l = 0; l < geometry_.n_layers; ++l) {
-    kv_->k(l)->write(0, k[l].data(), bytes);
-    kv_->v(l)->write(0, v[l].data(), bytes);
+  for (int l = 0; l < geometry_.n_layers && bytes > 0; ++l) {
+    kv_->k(l)->write(0, snapshot.k[l].data(), bytes);
+    kv_->v(l)->write(0, snapshot.v[l].data(), bytes);
   }
   kv_->reset();
-  kv_->append(tokens);
-  pinned_ = std::min(pinned_, n);
+  kv_->append(snapshot.tokens);
+  pinned_ = snapshot.pinned;
 }
 
 void Llm::extend(const std::vector<int32_t>& tokens) {
-  StateLock lock(*this);
-  for (int t : tokens) {
-    if (t < 0 || t >= geometry_.vocab) throw std::invalid_argument("token id " + std::to_string(t) + " is outside the vocabulary");
-  }
+  auto lock = lock_state();
+  check_ids(tokens, "prompt");
   if (kv_->size() + static_cast<int64_t>(tokens.size()) > geometry_.kv_len) {
     const int64_t need = kv_->size() + static_cast<int64_t>(tokens.size());
     throw ContextOverflowError(need, geometry_.kv_len, std::to_string(need) + " tokens do not fit the context of " +
@@ -163,8 +188,23 @@ void Llm::extend(const std::vector<int32_t>& tokens) {
   }
   serial_.fetch_add(1);
   const std::atomic<bool> never{false};
-  if (!tokens.empty()) prefill(tokens, never);
+  std::span<const int32_t> rest(tokens);
+  while (!rest.empty()) rest = rest.subspan(static_cast<size_t>(prefill_chunk(rest, never).consumed));
 }
+
+void Llm::close() {
+  stop();
+  std::lock_guard<std::mutex> lock(mutex_);  // waits for a step under way (it was just cancelled)
+  if (closed_.exchange(true)) return;
+  serial_.fetch_add(1);
+  logits_ = {};
+  stack_.reset();
+  kv_.reset();
+  embeddings_.reset();
+  scratch_ = {};
+}
+
+bool Llm::closed() const { return closed_.load(); }
 
 double Llm::estimate_prefill_ms(int64_t h, int64_t n) const {
   const ModelGeometry& g = geometry_;
@@ -204,70 +244,81 @@ size_t Llm::reusable_prefix(std::span<const int32_t> prompt) const {
 }
 
 void Llm::stop() {
-  std::lock_guard<std::mutex> lock(cancel_mutex_);
+  std::lock_guard<std::mutex> lock(control_mutex_);
   if (current_cancel_) current_cancel_->store(true);
 }
 
-std::unique_ptr<Generation> Llm::generate(std::vector<int32_t> prompt, GenerationOptions options) {
-  refuse_reentry();  // starting a generation does not take the lock but supersedes the running one
-  if (prompt.empty()) throw std::invalid_argument("prompt must contain at least one token");
-  for (int32_t t : prompt) {
-    if (t < 0 || t >= geometry_.vocab) {
-      throw std::invalid_argument("prompt token id " + std::to_string(t) + " is outside the vocabulary [0, " +
-                                  std::to_string(geometry_.vocab) + ")");
-    }
-  }
-  if (options.max_new_tokens == 0) throw std::invalid_argument("max_new_tokens must be positive (or < 0 for no limit)");
-  validate(options.sampling);
+int64_t Llm::prompt_limit(const GenerationConfig& config) const {
+  return axllm::prompt_limit(config, geometry_.kv_len);
+}
+
+std::vector<int32_t> Llm::fit_prompt(std::vector<int32_t> prompt, const GenerationConfig& config) const {
+  if (prompt.empty()) throw std::invalid_argument("prompt is empty: it must hold at least one token");
+  check_ids(prompt, "prompt");
+  return axllm::fit_prompt(std::move(prompt), config, geometry_.kv_len);
+}
+
+std::unique_ptr<Generation> Llm::generate(std::vector<int32_t> prompt, const GenerationConfig& config,
+                                          bool reuse_kv) {
+  if (closed_.load()) throw ClosedError(files_.root + ": the model is closed");
+  config.validate();
+  prompt = fit_prompt(std::move(prompt), config);
   auto cancel = std::make_shared<std::atomic<bool>>(false);
+  SamplingParams sampling;
+  std::vector<int32_t> eos;
   {
-    std::lock_guard<std::mutex> lock(cancel_mutex_);
+    std::lock_guard<std::mutex> lock(control_mutex_);
+    sampling = resolve_sampling(config, default_sampling_);
+    eos = eos_ids_;
     current_cancel_ = cancel;
   }
   const uint64_t serial = serial_.fetch_add(1) + 1;
-  return std::make_unique<Generation>(shared_from_this(), std::move(prompt), std::move(options), serial,
-                                      std::move(cancel));
+  return std::make_unique<Generation>(shared_from_this(), std::move(prompt), std::move(eos), config, sampling,
+                                      reuse_kv, serial, std::move(cancel));
 }
 
-bool Llm::prefill(std::span<const int32_t> tokens, const std::atomic<bool>& cancel,
-                  const std::function<void(int64_t, int64_t)>& progress) {
+Llm::Chunk Llm::prefill_chunk(std::span<const int32_t> tokens, const std::atomic<bool>& cancel) {
   const ModelGeometry& g = geometry_;
-  const int64_t total = static_cast<int64_t>(tokens.size());
-  size_t i = 0;
-  while (i < tokens.size()) {
-    if (cancel.load(std::memory_order_relaxed)) return false;
-    const int64_t h = kv_->size();
-    int group = -1;
-    for (int gi = 1; gi < g.n_groups; ++gi) {
-      if (g.history_capacity[gi] >= h && (group < 0 || g.history_capacity[gi] < g.history_capacity[group])) {
-        group = gi;
-      }
-    }
-    if (group < 0) {
-      for (; i < tokens.size(); ++i) {
-        if (cancel.load(std::memory_order_relaxed)) return false;
-        const bool last = i + 1 == tokens.size();
-        embeddings_->write_rows(tokens.subspan(i, 1), g.io_dtype, stack_->input(), 0, scratch_);
-        const auto t0 = std::chrono::steady_clock::now();
-        stack_->run_decode(kv_->size(), *kv_);
-        update_average(step_ms_, since_ms(t0));
-        kv_->append(tokens.subspan(i, 1));
-        if (last) logits_ = stack_->run_post(0);
-        if (progress) progress(static_cast<int64_t>(i) + 1, total);
-      }
-      return true;
-    }
-    const size_t m = std::min<size_t>(static_cast<size_t>(g.prefill_len), tokens.size() - i);
-    embeddings_->write_rows(tokens.subspan(i, m), g.io_dtype, stack_->input(), 0, scratch_);
-    const auto t0 = std::chrono::steady_clock::now();
-    if (!stack_->run_prefill(group, h, static_cast<int64_t>(m), *kv_, cancel)) return false;
-    update_average(chunk_ms_[static_cast<size_t>(group)], since_ms(t0));
-    kv_->append(tokens.subspan(i, m));
-    i += m;
-    if (i == tokens.size()) logits_ = stack_->run_post(static_cast<int64_t>(m) - 1);
-    if (progress) progress(static_cast<int64_t>(i), total);
+  Chunk out;
+  if (cancel.load(std::memory_order_relaxed)) {
+    out.cancelled = true;
+    return out;
   }
-  return true;
+  const int64_t h = kv_->size();
+  int group = -1;
+  for (int gi = 1; gi < g.n_groups; ++gi) {
+    if (g.history_capacity[gi] >= h && (group < 0 || g.history_capacity[gi] < g.history_capacity[group])) {
+      group = gi;
+    }
+  }
+  const size_t m = std::min<size_t>(static_cast<size_t>(g.prefill_len), tokens.size());
+  if (group < 0) {
+    for (size_t i = 0; i < m; ++i) {
+      if (i > 0 && cancel.load(std::memory_order_relaxed)) {
+        out.cancelled = true;
+        return out;
+      }
+      embeddings_->write_rows(tokens.subspan(i, 1), g.io_dtype, stack_->input(), 0, scratch_);
+      const auto t0 = std::chrono::steady_clock::now();
+      stack_->run_decode(kv_->size(), *kv_);
+      update_average(step_ms_, since_ms(t0));
+      kv_->append(tokens.subspan(i, 1));
+      ++out.consumed;
+      if (i + 1 == tokens.size()) logits_ = stack_->run_post(0);
+    }
+    return out;
+  }
+  embeddings_->write_rows(tokens.subspan(0, m), g.io_dtype, stack_->input(), 0, scratch_);
+  const auto t0 = std::chrono::steady_clock::now();
+  if (!stack_->run_prefill(group, h, static_cast<int64_t>(m), *kv_, cancel)) {
+    out.cancelled = true;
+    return out;
+  }
+  update_average(chunk_ms_[static_cast<size_t>(group)], since_ms(t0));
+  kv_->append(tokens.subspan(0, m));
+  out.consumed = static_cast<int64_t>(m);
+  if (m == tokens.size()) logits_ = stack_->run_post(static_cast<int64_t>(m) - 1);
+  return out;
 }
 
 void Llm::decode(int32_t token) {

@@ -181,7 +181,9 @@ void validate(const SamplingParams& p) {
   if (p.mode != SamplerMode::kHf && p.mode != SamplerMode::kVendor) {
     reject("mode", "kHf or kVendor", std::to_string(static_cast<int>(p.mode)));
   }
-  if (!std::isfinite(p.temperature)) reject("temperature", "finite", number(p.temperature));
+  if (!(std::isfinite(p.temperature) && p.temperature >= 0.0f)) {
+    reject("temperature", "finite and >= 0 (0 is greedy)", number(p.temperature));
+  }
   if (p.top_k < 0) reject("top_k", ">= 0", std::to_string(p.top_k));
   if (!(p.top_p > 0.0f && p.top_p <= 1.0f)) reject("top_p", "in (0, 1]", number(p.top_p));
   if (!(p.min_p >= 0.0f && p.min_p <= 1.0f)) reject("min_p", "in [0, 1]", number(p.min_p));

@@ -6,12 +6,12 @@ uvicorn (see ``axllm.serve.__main__`` for the flags).
 
 Endpoints: ``POST /v1/chat/completions`` and ``POST /v1/completions`` (JSON or server-sent-event
 streams in OpenAI's chunk format), ``GET /v1/models``, ``GET /v1/models/{id}``, ``GET /health``.
-One model, one engine: requests run one at a time in arrival order; a client that disconnects
-cancels its generation at once. Modules: ``app`` (routes, limits), ``params`` (request fields and
-the unknown-field policy), ``protocol`` (response objects, usage, the ``axllm`` extension field),
-``responses`` (streaming, disconnect and timeout handling), ``engine`` (the queue, KV slots),
-``worker`` (the one thread that touches the model), ``slots`` (KV snapshots of recent
-conversations), ``errors`` (status codes and error shape), ``config`` (limits).
+One model, one queue: requests run one at a time in arrival order, on one model thread; a client
+that disconnects cancels its generation at once. Modules: ``app`` (routes, limits), ``params``
+(request fields and the unknown-field policy), ``protocol`` (response objects, usage, the ``axllm``
+extension field), ``responses`` (streaming, disconnect and timeout handling), ``model_queue`` (the
+request queue and its model thread, KV slots), ``slots`` (KV snapshots of recent conversations),
+``errors`` (status codes and error shape), ``config`` (limits).
 """
 
 from __future__ import annotations

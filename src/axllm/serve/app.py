@@ -23,10 +23,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from axllm.errors import TemplateError
+from axllm.errors import ContextOverflowError, TemplateError
+from axllm.generation import GenerationConfig
 from axllm.llm import LLM
 from axllm.serve.config import DEFAULT_COMPLETIONS_MAX_TOKENS, ServeConfig
-from axllm.serve.engine import Engine
+from axllm.serve.model_queue import ModelQueue
 from axllm.serve.errors import (
     APIError,
     BadRequest,
@@ -49,16 +50,23 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-async def _tokenize(body_bytes: int, fn: Callable[[T], list[int]], arg: T) -> list[int]:
-    """``fn(arg)`` on the event loop for small bodies (a thread hop costs more than their
+async def _tokenize(body_bytes: int, fn: Callable[[T, GenerationConfig], list[int]], arg: T,
+                    config: GenerationConfig) -> list[int]:
+    """``fn(arg, config)`` on the event loop for small bodies (a thread hop costs more than their
     tokenization), on a worker thread for larger ones so the loop keeps serving streams."""
     if body_bytes <= INLINE_TOKENIZE_BYTES:
-        return fn(arg)
-    return await asyncio.get_running_loop().run_in_executor(None, fn, arg)
+        return fn(arg, config)
+    return await asyncio.get_running_loop().run_in_executor(None, fn, arg, config)
+
+
+def _too_long(needed: int, limit: int, context: int, param: str) -> BadRequest:
+    return BadRequest(f"the prompt has {needed} tokens but this server accepts at most {limit} (the "
+                      f"model's context holds {context} tokens, prompt and reply together)", param=param,
+                      code="context_length_exceeded")
 
 
 class Server:
-    """The request handlers of one model; ``engine`` runs the generations."""
+    """The request handlers of one model; ``queue`` runs the generations."""
 
     def __init__(self, llm: LLM, config: ServeConfig):
         self.llm = llm
@@ -68,7 +76,7 @@ class Server:
         limit = self.context_length - 1
         self.max_prompt_tokens = min(config.max_prompt_tokens or limit, limit)
         self.vocab = int(llm.geometry["vocab"])
-        self.engine = Engine(llm, max_queue=config.max_queue, kv_slots=config.kv_slots)
+        self.queue = ModelQueue(llm, max_queue=config.max_queue, kv_slots=config.kv_slots)
         try:
             self.created = int(llm.path.stat().st_mtime)
         except OSError:
@@ -110,14 +118,15 @@ class Server:
             raise BadRequest("the request body must be a JSON object", code="invalid_json")
         return body, size
 
-    def _chat_ids(self, messages: list[dict[str, str]]) -> list[int]:
+    def _chat_ids(self, messages: list[dict[str, str]], config: GenerationConfig) -> list[int]:
         try:
-            text = self.llm.apply_chat_template(messages)
+            return self.llm.chat_prompt(messages, config)
         except TemplateError as e:
             raise BadRequest(f"the chat template rejected the messages: {e}", param="messages") from None
-        return self.llm.tokenize(text, add_special_tokens=False)
+        except ContextOverflowError as e:
+            raise _too_long(e.needed, e.available, self.context_length, "messages") from None
 
-    def _text_ids(self, prompt: Union[str, list[int]]) -> list[int]:
+    def _text_ids(self, prompt: Union[str, list[int]], config: GenerationConfig) -> list[int]:
         if isinstance(prompt, str):
             return self.llm.tokenize(prompt)
         bad = [t for t in prompt if not 0 <= t < self.vocab]
@@ -126,47 +135,50 @@ class Server:
                              param="prompt")
         return prompt
 
-    def check_prompt(self, ids: list[int], param: str) -> None:
-        """Raises BadRequest (``context_length_exceeded``) for an empty or too long prompt."""
+    def check_prompt(self, ids: list[int], config: GenerationConfig, param: str) -> list[int]:
+        """The prompt to run: ``ids`` fitted per the request's ``overflow``; BadRequest
+        (``context_length_exceeded``) for an empty or too long prompt."""
         if not ids:
             raise BadRequest("the prompt is empty after tokenization", param=param)
-        if len(ids) > self.max_prompt_tokens:
-            raise BadRequest(
-                f"the prompt has {len(ids)} tokens but this server accepts at most "
-                f"{self.max_prompt_tokens} (the model's context holds {self.context_length} tokens, "
-                "prompt and reply together)", param=param, code="context_length_exceeded")
+        if config.overflow == "error" and len(ids) > self.max_prompt_tokens:
+            raise _too_long(len(ids), self.max_prompt_tokens, self.context_length, param)
+        try:
+            return self.llm.prompt_ids(ids, config) if config.overflow != "error" else ids
+        except ContextOverflowError as e:
+            raise _too_long(e.needed, e.available, self.context_length, param) from None
 
-    def _respond(self, arrival: float, reply: Reply, ids: list[int], kwargs: dict[str, Any],
+    def _respond(self, arrival: float, reply: Reply, ids: list[int], config: GenerationConfig,
                  stream: bool, include_usage: bool) -> GenerationResponse:
         """The generation's response; ``max_new_tokens`` is capped at the context length (a
-        generation ends there anyway, with finish reason ``length``)."""
-        kwargs = {**kwargs, "max_new_tokens": min(kwargs.get("max_new_tokens") or self.context_length,
-                                                  self.context_length)}
+        generation ends there anyway, with finish reason ``length``). The prompt is already
+        fitted, so the generation runs with ``overflow="error"``."""
+        config = config.replace(max_new_tokens=min(config.max_new_tokens or self.context_length,
+                                                   self.context_length), overflow="error")
         timeout = self.config.request_timeout
-        produce = (stream_reply(self.engine, reply, ids, kwargs, include_usage) if stream
-                   else whole_reply(self.engine, reply, ids, kwargs))
+        produce = (stream_reply(self.queue, reply, ids, config, include_usage) if stream
+                   else whole_reply(self.queue, reply, ids, config))
         return GenerationResponse(produce, deadline=None if timeout is None else arrival + timeout,
-                                  timeout=timeout, retry_after=self.engine.retry_after)
+                                  timeout=timeout, retry_after=self.queue.retry_after)
 
     async def chat_completions(self, request: Request) -> GenerationResponse:
         arrival = time.monotonic()
         self.authorize(request)
         body, size = await self.read_json(request)
         req = parse_chat(body)
-        ids = await _tokenize(size, self._chat_ids, req.messages)
-        self.check_prompt(ids, "messages")
-        return self._respond(arrival, Reply(self.model_id, chat=True), ids, req.sampling.kwargs(),
-                             req.stream, req.include_usage)
+        ids = await _tokenize(size, self._chat_ids, req.messages, req.config)
+        ids = self.check_prompt(ids, req.config, "messages")
+        return self._respond(arrival, Reply(self.model_id, chat=True), ids, req.config, req.stream,
+                             req.include_usage)
 
     async def completions(self, request: Request) -> GenerationResponse:
         arrival = time.monotonic()
         self.authorize(request)
         body, size = await self.read_json(request)
         req = parse_completion(body, DEFAULT_COMPLETIONS_MAX_TOKENS)
-        ids = await _tokenize(size, self._text_ids, req.prompt)
-        self.check_prompt(ids, "prompt")
-        return self._respond(arrival, Reply(self.model_id, chat=False), ids, req.sampling.kwargs(),
-                             req.stream, req.include_usage)
+        ids = await _tokenize(size, self._text_ids, req.prompt, req.config)
+        ids = self.check_prompt(ids, req.config, "prompt")
+        return self._respond(arrival, Reply(self.model_id, chat=False), ids, req.config, req.stream,
+                             req.include_usage)
 
     def _model(self) -> dict[str, Any]:
         return {"id": self.model_id, "object": "model", "created": self.created, "owned_by": "axllm"}
@@ -184,16 +196,16 @@ class Server:
         return JSONResponse(self._model())
 
     async def health(self, request: Request) -> JSONResponse:
-        engine = self.engine
+        queue = self.queue
         return JSONResponse({
             "status": "ok",
             "model": self.model_id,
-            "busy": engine.busy,
-            "waiting": engine.waiting,
-            "max_queue": engine.max_queue,
-            "requests": dict(engine.counts),
-            "kv_slots": {"used": len(engine.slots), "capacity": engine.slots.capacity,
-                         "bytes": engine.slots.nbytes},
+            "busy": queue.busy,
+            "waiting": queue.waiting,
+            "max_queue": queue.max_queue,
+            "requests": dict(queue.counts),
+            "kv_slots": {"used": len(queue.slots), "capacity": queue.slots.capacity,
+                         "bytes": queue.slots.nbytes},
         })
 
 
@@ -233,7 +245,7 @@ def _lifespan(server: Server) -> Callable[[Starlette], AsyncContextManager[None]
         try:
             yield
         finally:
-            server.engine.close()
+            server.queue.close()
 
     return lifespan
 

@@ -2,17 +2,18 @@
 
 Field policy (what the server does with each top-level field of a request):
 
-* Honoured: ``messages`` / ``prompt``, ``model`` (any string; one model is served),
-  ``max_tokens``, ``max_completion_tokens`` (wins when both are given), ``temperature``, ``top_p``,
-  ``presence_penalty``, ``frequency_penalty``, ``seed``, ``stop`` (a string or a list of up to 16
-  non-empty strings), ``n`` (1 only), ``stream``, ``stream_options.include_usage``; and the
-  extensions ``top_k``, ``min_p``, ``repetition_penalty``. Ranges are the engine's: temperature
-  >= 0 (0 is greedy), top_p in (0, 1], min_p in [0, 1], top_k in [0, 2**31), repetition_penalty
-  > 0, presence and frequency penalties finite, all as 32-bit floats; seed in [0, 2**64), max
-  tokens in [1, 2**31) (the server then caps them at the context length). Text must be valid
-  Unicode (no lone surrogates). Sampling fields left out (or null) fall back to the
-  model's own defaults, as ``axllm.LLM`` does; ``/v1/completions`` defaults ``max_tokens`` to 16
-  like OpenAI's API, chat completions run until a stop, EOS or the end of the context.
+* Honoured: ``messages`` / ``prompt``, ``model`` (any string; one model is served), ``n`` (1
+  only), ``stream``, ``stream_options.include_usage``, and every field of
+  ``axllm.GenerationConfig`` under its own name (``temperature``, ``top_p``, ``presence_penalty``,
+  ``frequency_penalty``, ``seed``, ``stop`` as in OpenAI's API; ``top_k``, ``min_p``,
+  ``repetition_penalty``, ``max_new_tokens``, ``overflow`` as axllm extensions), with OpenAI's
+  ``max_tokens`` and ``max_completion_tokens`` for ``max_new_tokens`` (``max_completion_tokens``
+  wins, then ``max_tokens``). Types and ranges are GenerationConfig's own (one rule for the Python
+  API, the REPL and this server); a JSON number with an integral value is accepted for an integer
+  field. Text must be valid Unicode (no lone surrogates). Sampling fields left out (or null) fall
+  back to the model's own defaults, as ``axllm.LLM`` does; ``/v1/completions`` defaults
+  ``max_tokens`` to 16 like OpenAI's API, chat completions run until a stop, EOS or the end of the
+  context.
 * Accepted and ignored: the rest of OpenAI's request schema that has no effect on a local text
   model (``user``, ``metadata``, ``store``, ``service_tier``, ``parallel_tool_calls``,
   ``reasoning_effort``, ``verbosity``, ``prompt_cache_key``, ``safety_identifier``, ...), and
@@ -30,44 +31,16 @@ names the field (``messages[1].content`` for a message's).
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional, Union
 
-import numpy as np
 
+from axllm.generation import GenerationConfig
 from axllm.serve.errors import BadRequest
 
-MAX_STOP_STRINGS = 16
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 MESSAGE_KEYS = {"role", "content", "name", "refusal", "tool_calls", "function_call", "audio",
                 "annotations"}
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """The generation arguments of a request, as ``axllm.LLM.generate`` takes them."""
-
-    max_new_tokens: Optional[int] = None
-    temperature: Optional[float] = None
-    top_p: Optional[float] = None
-    top_k: Optional[int] = None
-    min_p: Optional[float] = None
-    repetition_penalty: Optional[float] = None
-    presence_penalty: Optional[float] = None
-    frequency_penalty: Optional[float] = None
-    seed: Optional[int] = None
-    stop: list[str] = field(default_factory=list)
-
-    def kwargs(self) -> dict[str, Any]:
-        """The keyword arguments for ``LLM.generate`` (fields left out are not passed)."""
-        out = {k: getattr(self, k) for k in ("max_new_tokens", "temperature", "top_p", "top_k",
-                                              "min_p", "repetition_penalty", "presence_penalty",
-                                              "frequency_penalty", "seed")
-               if getattr(self, k) is not None}
-        if self.stop:
-            out["stop"] = list(self.stop)
-        return out
 
 
 @dataclass(frozen=True)
@@ -76,7 +49,7 @@ class ChatRequest:
     (``developer`` is passed to the template as ``system``)."""
 
     messages: list[dict[str, str]]
-    sampling: Sampling
+    config: GenerationConfig
     stream: bool = False
     include_usage: bool = False
 
@@ -86,7 +59,7 @@ class CompletionRequest:
     """A checked ``/v1/completions`` body: ``prompt`` is text or token ids."""
 
     prompt: Union[str, list[int]]
-    sampling: Sampling
+    config: GenerationConfig
     stream: bool = False
     include_usage: bool = False
 
@@ -110,39 +83,6 @@ def _type_name(value: Any) -> str:
 def _wrong_type(name: str, want: str, value: Any) -> BadRequest:
     return BadRequest(f"'{name}' must be {want}, got {_type_name(value)}", param=name,
                       code="invalid_type")
-
-
-def _number(rule: str, check: Callable[[float], bool]) -> Callable[[str, Any], Optional[float]]:
-    """A number checked as the engine will hold it (a float32: finite, and ``check`` holding for the
-    rounded value)."""
-
-    def parse(name: str, value: Any) -> Optional[float]:
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise _wrong_type(name, "a number", value)
-        with np.errstate(over="ignore"):
-            held = float(np.float32(value))
-        if not math.isfinite(held) or not check(held):
-            raise BadRequest(f"'{name}' must be {rule} (as a 32-bit float), got {value!r}", param=name)
-        return float(value)
-
-    return parse
-
-
-def _integer(rule: str, check: Callable[[int], bool]) -> Callable[[str, Any], Optional[int]]:
-    def parse(name: str, value: Any) -> Optional[int]:
-        if value is None:
-            return None
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _wrong_type(name, "an integer", value)
-        if not check(value):
-            raise BadRequest(f"'{name}' must be {rule}, got {value!r}", param=name)
-        return value
-
-    return parse
 
 
 def _typed(kind: type, want: str) -> Callable[[str, Any], None]:
@@ -179,20 +119,6 @@ def _unicode(name: str, text: str) -> str:
     return text
 
 
-def _stop(name: str, value: Any) -> list[str]:
-    if value is None:
-        return []
-    items = [value] if isinstance(value, str) else value
-    if not isinstance(items, list) or not all(isinstance(s, str) for s in items):
-        raise _wrong_type(name, "a string or an array of strings", value)
-    if len(items) > MAX_STOP_STRINGS:
-        raise BadRequest(f"'{name}' holds {len(items)} strings; at most {MAX_STOP_STRINGS} are "
-                         "allowed", param=name)
-    if any(not s for s in items):
-        raise BadRequest(f"'{name}' strings must not be empty", param=name)
-    return [_unicode(name, s) for s in items]
-
-
 def _bool(name: str, value: Any) -> bool:
     if value is None:
         return False
@@ -220,17 +146,11 @@ def _model(name: str, value: Any) -> None:
         raise _wrong_type(name, "a string", value)
 
 
-_max_tokens = _integer("an integer in [1, 2**31)", lambda v: 1 <= v < 2**31)
-SAMPLING_FIELDS: dict[str, Callable[[str, Any], Any]] = {
-    "temperature": _number("a number >= 0 (0 is greedy)", lambda v: v >= 0),
-    "top_p": _number("a number in (0, 1]", lambda v: 0 < v <= 1),
-    "top_k": _integer("an integer >= 0 (0 keeps all tokens)", lambda v: 0 <= v < 2**31),
-    "min_p": _number("a number in [0, 1]", lambda v: 0 <= v <= 1),
-    "repetition_penalty": _number("a number > 0", lambda v: v > 0),
-    "presence_penalty": _number("a finite number", lambda v: True),
-    "frequency_penalty": _number("a finite number", lambda v: True),
-    "seed": _integer("an integer in [0, 2**64)", lambda v: 0 <= v < 2**64),
-}
+# Request fields that set a GenerationConfig field: each field under its own name, and OpenAI's
+# names for the length (earlier in this list wins when several are given).
+LENGTH_FIELDS = ("max_completion_tokens", "max_tokens", "max_new_tokens")
+CONFIG_FIELDS: dict[str, str] = {**{name: name for name in GenerationConfig.fields},
+                                 "max_tokens": "max_new_tokens", "max_completion_tokens": "max_new_tokens"}
 COMMON_IGNORED: dict[str, Callable[[str, Any], Any]] = {
     "model": _model,
     "user": _typed(str, "a string"),
@@ -267,10 +187,8 @@ COMPLETION_IGNORED: dict[str, Callable[[str, Any], Any]] = {
     "best_of": _off(1, describe="1"),
     "suffix": _off("", describe="null or an empty string"),
 }
-CHAT_FIELDS = {"messages", "stream", "stream_options", "stop", "max_tokens", "max_completion_tokens",
-               *SAMPLING_FIELDS, *CHAT_IGNORED}
-COMPLETION_FIELDS = {"prompt", "stream", "stream_options", "stop", "max_tokens", *SAMPLING_FIELDS,
-                     *COMPLETION_IGNORED}
+CHAT_FIELDS = {"messages", "stream", "stream_options", *CONFIG_FIELDS, *CHAT_IGNORED}
+COMPLETION_FIELDS = {"prompt", "stream", "stream_options", *CONFIG_FIELDS, *COMPLETION_IGNORED}
 
 
 def _check_fields(body: Mapping[str, Any], known: set[str],
@@ -283,9 +201,25 @@ def _check_fields(body: Mapping[str, Any], known: set[str],
             check(name, body[name])
 
 
-def _sampling(body: Mapping[str, Any], max_tokens: Optional[int]) -> Sampling:
-    values = {name: parse(name, body.get(name)) for name, parse in SAMPLING_FIELDS.items()}
-    return Sampling(max_new_tokens=max_tokens, stop=_stop("stop", body.get("stop")), **values)
+def _config(body: Mapping[str, Any], default_max_tokens: Optional[int] = None) -> GenerationConfig:
+    """The GenerationConfig a body asks for; BadRequest naming the first field it rejects."""
+    config = GenerationConfig()
+    length = next((name for name in LENGTH_FIELDS if body.get(name) is not None), None)
+    if length is None and default_max_tokens is not None:
+        config.max_new_tokens = default_max_tokens
+    for name, field in CONFIG_FIELDS.items():
+        value = body.get(name)
+        if value is None or (field == "max_new_tokens" and name != length):
+            continue
+        if GenerationConfig.fields[field] == "int" and isinstance(value, float) and value.is_integer():
+            value = int(value)
+        try:
+            setattr(config, field, value)
+        except TypeError as e:
+            raise BadRequest(f"'{name}': {e}", param=name, code="invalid_type") from None
+        except ValueError as e:
+            raise BadRequest(f"'{name}': {e}", param=name) from None
+    return config
 
 
 def _content(name: str, value: Any, role: str) -> str:
@@ -349,12 +283,9 @@ def parse_chat(body: Mapping[str, Any]) -> ChatRequest:
     if not messages:
         raise BadRequest("'messages' must not be empty", param="messages")
     parsed = [_message(i, m) for i, m in enumerate(messages)]
-    max_tokens = _max_tokens("max_tokens", body.get("max_tokens"))
-    max_completion = _max_tokens("max_completion_tokens", body.get("max_completion_tokens"))
     stream = _bool("stream", body.get("stream"))
     include_usage = _stream_options("stream_options", body.get("stream_options"))
-    return ChatRequest(parsed, _sampling(body, max_completion if max_completion is not None else max_tokens),
-                       stream, include_usage and stream)
+    return ChatRequest(parsed, _config(body), stream, include_usage and stream)
 
 
 def _prompt(value: Any) -> Union[str, list[int]]:
@@ -382,8 +313,10 @@ def parse_completion(body: Mapping[str, Any], default_max_tokens: int) -> Comple
     """Checks a text completion body; raises BadRequest naming the first field at fault."""
     _check_fields(body, COMPLETION_FIELDS, COMPLETION_IGNORED)
     prompt = _prompt(body.get("prompt"))
-    max_tokens = _max_tokens("max_tokens", body.get("max_tokens"))
+    config = _config(body, default_max_tokens)
+    if config.overflow == "drop_oldest_turns":
+        raise BadRequest("'overflow': drop_oldest_turns needs chat messages (/v1/chat/completions)",
+                         param="overflow", code="unsupported_value")
     stream = _bool("stream", body.get("stream"))
     include_usage = _stream_options("stream_options", body.get("stream_options"))
-    return CompletionRequest(prompt, _sampling(body, default_max_tokens if max_tokens is None else max_tokens),
-                             stream, include_usage and stream)
+    return CompletionRequest(prompt, config, stream, include_usage and stream)

@@ -25,7 +25,7 @@ import uuid
 from typing import Any, Optional
 
 from axllm.generation import Metrics
-from axllm.serve.engine import RunInfo
+from axllm.serve.model_queue import RunInfo
 
 FINISH_REASONS = {"stop": "stop", "length": "length", "context_full": "length", "cancelled": "stop"}
 DONE = b"data: [DONE]\n\n"

@@ -6,7 +6,7 @@ Contract of ``GenerationResponse``:
 * The reply is produced by one task; a second task waits for the client's ``http.disconnect``.
 * When the client disconnects before the reply is complete, the producing task is cancelled at
   once; its generation iterator is closed, which cancels the generation and frees the model
-  (see ``axllm.serve.engine``). Nothing more is sent.
+  (see ``axllm.serve.model_queue``). Nothing more is sent.
 * When ``deadline`` passes before the reply is complete, the same happens, and the client gets a
   ``RequestTimedOut`` error: a 503 JSON response if nothing was sent yet, else a final error event
   on the stream.
@@ -24,7 +24,8 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Optional
 
 from axllm.errors import AxllmError, ContextOverflowError
 from axllm.generation import Chunk
-from axllm.serve.engine import Engine, RunInfo
+from axllm.generation import GenerationConfig
+from axllm.serve.model_queue import ModelQueue, RunInfo
 from axllm.serve.errors import APIError, BadRequest, EngineFailure, RequestTimedOut
 from axllm.serve.protocol import DONE, Reply, dumps, extension, sse
 
@@ -157,13 +158,13 @@ async def _first(chunks: AsyncIterator[Chunk], send: Send) -> Optional[Chunk]:
     return None
 
 
-def stream_reply(engine: Engine, reply: Reply, ids: list[int], kwargs: dict[str, Any],
+def stream_reply(queue: ModelQueue, reply: Reply, ids: list[int], config: GenerationConfig,
                  include_usage: bool) -> Produce:
     """A producer streaming the generation as server-sent events (see ``axllm.serve.protocol``)."""
 
     async def produce(send: Send) -> None:
         info = RunInfo()
-        chunks = engine.generate(ids, kwargs, info)
+        chunks = queue.generate(ids, config, info)
         try:
             chunk = await _first(chunks, send)
             if chunk is None:
@@ -199,12 +200,12 @@ def stream_reply(engine: Engine, reply: Reply, ids: list[int], kwargs: dict[str,
     return produce
 
 
-def whole_reply(engine: Engine, reply: Reply, ids: list[int], kwargs: dict[str, Any]) -> Produce:
+def whole_reply(queue: ModelQueue, reply: Reply, ids: list[int], config: GenerationConfig) -> Produce:
     """A producer answering with one JSON object once the generation is complete."""
 
     async def produce(send: Send) -> None:
         info = RunInfo()
-        chunks = engine.generate(ids, kwargs, info)
+        chunks = queue.generate(ids, config, info)
         try:
             chunk = await _first(chunks, send)
             if chunk is None:

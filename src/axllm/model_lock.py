@@ -1,6 +1,17 @@
-"""``FairLock``: a first-come, first-served lock for sharing one model between callers.
+"""Who may use one model, and when: the one place that decides the order of callers sharing an
+``axllm.LLM`` (the C++ runtime refuses concurrent calls instead of ordering them).
 
-Contract:
+``ModelLock`` has two parts:
+
+* turns: a generation holds the model from its first step to its end, so the steps of two
+  generations never interleave. Turns are given strictly in arrival order (``FairLock``). A
+  generation started on a thread whose earlier stream is still open supersedes that stream (it is
+  cancelled and its turn passes to the new one), since waiting for it would never end.
+* calls: every single call into the runtime (one generation step, a cache read, a reset) holds
+  ``ModelLock.call`` for its duration, so a call from another thread between the steps of a
+  generation waits for the step under way instead of failing.
+
+``FairLock``'s contract:
 
 * Waiters are served strictly in the order their ``acquire`` calls queued. A release hands the
   lock directly to the oldest waiter, so a thread that arrives later can never overtake one that
@@ -21,7 +32,11 @@ import threading
 from collections import deque
 from types import TracebackType
 
-__all__ = ["FairLock"]
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterator, Optional
+
+__all__ = ["FairLock", "ModelLock", "Turn"]
 
 
 class FairLock:
@@ -101,3 +116,56 @@ class FairLock:
     def __repr__(self) -> str:
         with self._mutex:
             return f"<FairLock {'locked' if self._held else 'unlocked'}, {len(self._waiters)} waiting>"
+
+
+@dataclass
+class Turn:
+    """One generation's hold on the model. ``generation`` is set once it has started;
+    ``superseded`` once a newer generation on the same thread took the model over."""
+
+    thread: int
+    generation: Any = None
+    superseded: bool = False
+
+
+class ModelLock:
+    """Turns and calls on one model; see the module docstring."""
+
+    def __init__(self) -> None:
+        self.call = threading.Lock()
+        self._turns = FairLock()
+        self._mutex = threading.Lock()
+        self._turn: Optional[Turn] = None
+
+    @property
+    def busy(self) -> bool:
+        """Whether a generation holds the model."""
+        return self._turns.locked
+
+    @contextmanager
+    def turn(self) -> Iterator[Turn]:
+        """Holds the model for one generation (waiting in arrival order); see the module docstring."""
+        me = threading.get_ident()
+        with self._mutex:
+            current = self._turn
+            inherited = current is not None and current.thread == me and not current.superseded
+            if inherited:
+                assert current is not None
+                current.superseded = True
+                if current.generation is not None:
+                    current.generation.cancel()
+                self._turn = Turn(me)
+                mine = self._turn
+        if not inherited:
+            self._turns.acquire()
+            with self._mutex:
+                self._turn = mine = Turn(me)
+        try:
+            yield mine
+        finally:
+            with self._mutex:
+                passed_on = mine.superseded
+                if not passed_on:
+                    self._turn = None
+            if not passed_on:
+                self._turns.release()

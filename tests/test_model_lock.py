@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from axllm.scheduler import FairLock
+from axllm.model_lock import FairLock
 
 DEADLINE = 10.0
 
