@@ -16,6 +16,8 @@ void register_errors(py::module_& m) {
   unsupported.doc() = "The model's architecture or kind is not supported.";
   static py::exception<EngineError> engine(m, "EngineError", base.ptr());
   engine.doc() = "An engine or vendor call failed; .function and .code tell which and how.";
+  static py::exception<ClosedError> closed(m, "ClosedError", base.ptr());
+  closed.doc() = "A model or session was used after close(); the message names its path.";
 
   py::register_exception_translator([](std::exception_ptr p) {
     try {
@@ -26,6 +28,8 @@ void register_errors(py::module_& m) {
       PyErr_SetString(unsupported.ptr(), e.what());
     } catch (const ModelLoadError& e) {
       PyErr_SetString(load.ptr(), e.what());
+    } catch (const ClosedError& e) {
+      PyErr_SetString(closed.ptr(), e.what());
     } catch (const EngineError& e) {
       py::object inst = py::reinterpret_borrow<py::object>(engine.ptr())(e.what());
       inst.attr("function") = e.function();

@@ -5,6 +5,7 @@ from __future__ import annotations
 from axllm import _logging
 from axllm.errors import (
     AxllmError,
+    ClosedError,
     ContextOverflowError,
     EngineError,
     ModelLoadError,
@@ -21,6 +22,7 @@ __all__ = [
     "LLM",
     "AxllmError",
     "Chunk",
+    "ClosedError",
     "Completion",
     "ContextOverflowError",
     "ContextUsage",

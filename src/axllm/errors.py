@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from axllm._core import (
     AxllmError,
+    ClosedError,
     ContextOverflowError,
     EngineError,
     ModelLoadError,
     UnsupportedModelError,
 )
 
-__all__ = ["AxllmError", "ContextOverflowError", "EngineError", "ModelLoadError", "SessionMismatchError", "TemplateError", "UnsupportedModelError"]
+__all__ = ["AxllmError", "ClosedError", "ContextOverflowError", "EngineError", "ModelLoadError", "SessionMismatchError", "TemplateError", "UnsupportedModelError"]
 
 
 class SessionMismatchError(AxllmError):

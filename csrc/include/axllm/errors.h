@@ -53,6 +53,12 @@ class ContextOverflowError : public Error {
   int64_t available_;
 };
 
+// A model, session or LLM was used after close(); the message names its path ("... is closed").
+class ClosedError : public Error {
+ public:
+  using Error::Error;
+};
+
 // A tensor was given with a dtype other than the one the model declares.
 class TypeMismatch : public std::invalid_argument {
  public:
