@@ -8,9 +8,6 @@
 #include "axllm/errors.h"
 #include "axllm/session.h"
 #include "bindings.h"
-#include "cpu/kernels.h"
-#include "util/memory_bandwidth.h"
-#include "util/thread_pool.h"
 
 namespace py = pybind11;
 
@@ -92,22 +89,6 @@ void register_session(py::module_& m) {
           },
           py::arg("shape_group"), py::arg("feeds"), py::arg("outputs"),
           "Copy feeds in, run the group with the GIL released, copy outputs into the given arrays.");
-
-  m.def("cpu_kernel", [] { return std::string(detail::kernel_name()); },
-        "The CPU engine's kernel family in use: avx512, avx2 or generic.");
-  m.def("set_cpu_kernel", [](const std::string& name) { return detail::set_kernel(name.c_str()); },
-        py::arg("name"), "Select a kernel family (for tests); False if the CPU cannot run it.");
-  m.def(
-      "measure_read_bandwidth",
-      [](size_t bytes, int repeats, int threads) {
-        py::gil_scoped_release release;
-        return detail::measure_read_bandwidth(bytes, repeats,
-                                              threads > 0 ? threads : detail::default_thread_count());
-      },
-      py::arg("bytes") = size_t{1} << 30, py::arg("repeats") = 5, py::arg("threads") = 0,
-      "Best read bandwidth (bytes/s) over `bytes` with `threads` threads (0: the engine's count).");
-  m.def("cpu_threads", [] { return detail::default_thread_count(); },
-        "Threads the CPU engine uses (AXLLM_NUM_THREADS or the core count).");
 }
 
 }  // namespace axllm::python

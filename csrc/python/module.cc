@@ -7,4 +7,5 @@ PYBIND11_MODULE(_core, m) {
   axllm::python::register_session(m);
   axllm::python::register_sampler(m);
   axllm::python::register_llm(m);
+  axllm::python::register_testing(m);
 }

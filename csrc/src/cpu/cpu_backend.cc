@@ -6,12 +6,16 @@
 #include <map>
 #include <new>
 #include <optional>
+#include <stdexcept>
 
 #include "axllm/errors.h"
+#include "axllm/host_engine.h"
 #include "cpu/decoder_layer.h"
 #include "cpu/host_model_file.h"
+#include "cpu/kernels.h"
 #include "cpu/post_head.h"
 #include "util/buffer_range.h"
+#include "util/memory_bandwidth.h"
 
 namespace axllm {
 
@@ -268,5 +272,19 @@ std::shared_ptr<Backend> cpu_backend() {
       detail::make_cpu_backend(detail::default_thread_count(), true);
   return backend;
 }
+
+namespace host_engine {
+
+std::string kernel_name() { return detail::kernel_name(); }
+
+bool set_kernel(const std::string& name) { return detail::set_kernel(name.c_str()); }
+
+int thread_count() { return detail::default_thread_count(); }
+
+double measure_read_bandwidth(size_t bytes, int repeats, int threads) {
+  return detail::measure_read_bandwidth(bytes, repeats, threads > 0 ? threads : thread_count());
+}
+
+}  // namespace host_engine
 
 }  // namespace axllm
