@@ -61,17 +61,23 @@ void register_session(py::module_& m) {
   py::class_<Session>(m, "Session", "One engine model with a buffer per tensor per shape group.")
       .def(py::init([](const std::string& path, const std::string& backend) {
              py::gil_scoped_release release;
-             ModelFiles files;
-             files.layers.push_back(path);
-             return std::make_unique<Session>(select_backend(backend, files), path);
+             return std::make_unique<Session>(select_backend(backend, path), path, 0);
            }),
            py::arg("path"), py::arg("backend") = "auto")
-      .def_property_readonly("num_groups", &Session::num_groups)
+      .def("close", &Session::close, py::call_guard<py::gil_scoped_release>(),
+           "Free the engine model and every buffer now; later calls raise ClosedError.")
+      .def_property_readonly("closed", &Session::closed)
+      .def_property_readonly("num_groups",
+                             py::cpp_function(&Session::num_groups, py::call_guard<py::gil_scoped_release>()))
       .def_property_readonly("path", &Session::path)
       .def(
           "group_io",
           [](const Session& s, int g) {
-            const GroupSpec& spec = s.group(g);
+            GroupSpec spec;
+            {
+              py::gil_scoped_release release;  // waits for a run in progress
+              spec = s.group(g);
+            }
             return py::make_tuple(spec_list(spec.inputs), spec_list(spec.outputs));
           },
           py::arg("shape_group"),

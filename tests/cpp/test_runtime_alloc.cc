@@ -32,7 +32,7 @@ int main() {
 
   const axllm::ModelFiles files = axllm::discover_model_files(dir.string());
   CHECK(files.layers.size() == 2);
-  auto llm = axllm::Llm::load(axllm::select_backend("auto", files), files);
+  auto llm = axllm::Llm::load(axllm::select_backend("auto", files.layers.at(0)), files);
   CHECK(llm->geometry().kv_len == 24 && llm->geometry().prefill_len == 8);
   CHECK(llm->geometry().history_capacity.size() == 4);
 

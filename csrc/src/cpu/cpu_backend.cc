@@ -30,6 +30,14 @@ int find_tensor(const std::vector<TensorSpec>& specs, std::string_view name, int
   return -1;
 }
 
+void check_placement(const Backend& backend, const std::string& path, int placement) {
+  const int n = backend.num_placements();
+  if (placement < 0 || placement >= n) {
+    throw std::out_of_range(path + ": placement " + std::to_string(placement) + " does not exist (the " +
+                            backend.name() + " backend has " + std::to_string(n) + ")");
+  }
+}
+
 namespace detail {
 namespace {
 
@@ -216,7 +224,8 @@ class CpuBackend final : public Backend {
   CpuBackend(int n_threads, bool compute)
       : compute_(std::make_shared<CpuCompute>(n_threads, compute)) {}
   std::string name() const override { return compute_->compute ? "cpu" : "cpu-nocompute"; }
-  std::unique_ptr<Model> load_model(const std::string& path) override {
+  std::unique_ptr<Model> load_model(const std::string& path, int placement) override {
+    check_placement(*this, path, placement);
     return std::make_unique<CpuModel>(path, compute_);
   }
   std::shared_ptr<Buffer> allocate(size_t bytes) override {
