@@ -120,13 +120,88 @@ print(json.dumps([sum(l.startswith("alloc ") for l in lines), sum(l.startswith("
     assert len(destroys) == len(creates) == 3
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_signal_frees_cmm(models, cpp_build, tmp_path, sig):
+COUNT_CMM = """
+def count():
+    lines = open(LEDGER).read().splitlines()
+    return [sum(l.startswith(p) for l in lines) for p in ("alloc ", "free ", "AX_ENGINE_CreateHandle", "AX_ENGINE_DestroyHandle")]
+"""
+
+
+def test_llm_close_frees_every_buffer_once(models, cpp_build, tmp_path):
+    """LLM.close() frees every CMM block and engine handle at once, the LLM refuses use after it,
+    and exit frees nothing twice."""
+    host, npu = models
+    ledger = tmp_path / "ledger.txt"
+    code = greedy_code(npu, "ax", 3) + f"LEDGER = {str(ledger)!r}\n" + COUNT_CMM + f"""
+keep = llm  # close() must free while references remain
+llm.close()
+closed = count()
+try:
+    llm.generate({PROMPT!r}, max_new_tokens=1)
+    raise SystemExit("generate after close did not raise")
+except axllm.ClosedError as e:
+    assert "is closed" in str(e), str(e)
+llm.close()
+print(json.dumps(closed))
+"""
+    r = run_py(code, {"AXLLM_AX_LIB_DIR": str(cpp_build / "standin"), "AXLLM_STANDIN_LEDGER": str(ledger)})
+    assert r.returncode == 0, r.stderr
+    n_alloc, n_free, n_create, n_destroy = json.loads(r.stdout.splitlines()[-1])
+    assert n_alloc > 0 and n_free == n_alloc, "LLM.close() frees its CMM, before exit"
+    assert n_create == n_destroy == 3, "and destroys its engine handles"
+    events = [e[0] for e in ledger_events(ledger)]
+    assert sorted(e.split()[1] for e in events if e.startswith("alloc ")) == \
+        sorted(e.split()[1] for e in events if e.startswith("free ")), "exit frees nothing twice"
+
+
+def test_inference_session_close_frees_its_memory(models, cpp_build, tmp_path):
+    """InferenceSession.close() (and leaving ``with``) frees the session's CMM and engine handle
+    at once; the session refuses use after it; exit frees nothing twice."""
     host, npu = models
     ledger = tmp_path / "ledger.txt"
     code = f"""
-import axllm, sys
+import json, numpy as np, axllm
+LEDGER = {str(ledger)!r}
+""" + COUNT_CMM + f"""
+path = {str(npu / 'llama_p8_l0_together.axmodel')!r}
+s = axllm.InferenceSession(path)
+s.run(None, {{i.name: np.ones(i.shape, i.dtype) for i in s.get_inputs(1)}}, shape_group=1)
+opened = count()
+s.close()
+closed = count()
+try:
+    s.run(None, {{}}, shape_group=1)
+    raise SystemExit("run after close did not raise")
+except axllm.ClosedError as e:
+    assert str(e) == path + " is closed", str(e)
+with axllm.InferenceSession(path) as t:
+    t.run(None, {{i.name: np.ones(i.shape, i.dtype) for i in t.get_inputs(0)}}, shape_group=0)
+print(json.dumps([opened, closed, count()]))
+"""
+    r = run_py(code, {"AXLLM_AX_LIB_DIR": str(cpp_build / "standin"), "AXLLM_STANDIN_LEDGER": str(ledger)})
+    assert r.returncode == 0, r.stderr
+    opened, closed, after_with = json.loads(r.stdout.splitlines()[-1])
+    assert opened[0] > 0 and opened[1] == 0 and opened[2] == 1
+    assert closed == [opened[0], opened[0], 1, 1], "close() frees every block and the handle"
+    assert after_with[0] > closed[0] and after_with[1] == after_with[0] and after_with[3] == 2, \
+        "leaving the with block closes"
+    events = [e[0] for e in ledger_events(ledger)]
+    frees = Counter(e.split()[1] for e in events if e.startswith("free "))
+    assert all(v == 1 for v in frees.values()) and not any("-invalid" in e for e in events), "exit frees nothing twice"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_frees_cmm(models, cpp_build, tmp_path, sig):
+    """A killed process frees the CMM of its LLM and of an open InferenceSession: on SIGTERM from
+    the signal handler (best effort, see csrc/src/util/sigterm_cleanup.h), on SIGINT through
+    KeyboardInterrupt and interpreter exit."""
+    host, npu = models
+    ledger = tmp_path / "ledger.txt"
+    code = f"""
+import axllm, sys, numpy as np
 llm = axllm.LLM({str(npu)!r}, backend="ax")
+s = axllm.InferenceSession({str(npu / 'llama_p8_l0_together.axmodel')!r})
+s.run(None, {{i.name: np.ones(i.shape, i.dtype) for i in s.get_inputs(1)}}, shape_group=1)
 print("READY", flush=True)
 while True:
     llm.generate({PROMPT!r}, max_new_tokens=40, temperature=1.0, seed=1)

@@ -172,13 +172,91 @@ print(json.dumps([sum(l.startswith("axclrtMalloc ") for l in lines), sum(l.start
     assert all(f.get("ctx") in ("ok", "n/a") for _, f, _, _ in events)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_signal_frees_device_memory(models, cpp_build, tmp_path, sig):
+COUNT_DEVICE_MEMORY = """
+def count():
+    lines = open(LEDGER).read().splitlines()
+    return [sum(l.startswith(p) for l in lines) for p in ("axclrtMalloc ", "axclrtFree ", "model ", "axclrtEngineUnload")]
+"""
+
+
+def test_llm_close_frees_every_buffer_once(models, cpp_build, tmp_path):
+    """LLM.close() on two cards frees every device block and unloads every model at once, each on
+    its card's context; the LLM refuses use after it; exit frees nothing twice."""
+    host, npu = models
+    ledger = tmp_path / "ledger.txt"
+    code = greedy_code(npu, "axcl", 3, devices=[0, 1]) + f"LEDGER = {str(ledger)!r}\n" + COUNT_DEVICE_MEMORY + f"""
+keep = llm  # close() must free while references remain
+llm.close()
+closed = count()
+try:
+    llm.generate({PROMPT!r}, max_new_tokens=1)
+    raise SystemExit("generate after close did not raise")
+except axllm.ClosedError as e:
+    assert "is closed" in str(e), str(e)
+llm.close()
+print(json.dumps(closed))
+"""
+    r = run_py(code, axcl_env(cpp_build, ledger))
+    assert r.returncode == 0, r.stderr
+    n_alloc, n_free, n_load, n_unload = json.loads(r.stdout.splitlines()[-1])
+    assert n_alloc > 0 and n_free == n_alloc, "LLM.close() frees its device memory, before exit"
+    assert n_load == n_unload == 4, "and unloads its models"
+    events = parse(ledger)
+    allocs = Counter(f["ptr"] for n, f, _, _ in events if n == "axclrtMalloc")
+    assert Counter(f["ptr"] for n, f, _, _ in events if n == "axclrtFree") == allocs, "exit frees nothing twice"
+    assert all(f.get("ctx") in ("ok", "n/a") for _, f, _, _ in events)
+
+
+def test_inference_session_close_frees_its_memory(models, cpp_build, tmp_path):
+    """InferenceSession.close() (and leaving ``with``) frees the session's device memory and
+    unloads its model at once; the session refuses use after it; exit frees nothing twice."""
     host, npu = models
     ledger = tmp_path / "ledger.txt"
     code = f"""
-import axllm
+import json, numpy as np, axllm
+LEDGER = {str(ledger)!r}
+""" + COUNT_DEVICE_MEMORY + f"""
+path = {str(npu / 'llama_p8_l0_together.axmodel')!r}
+s = axllm.InferenceSession(path)
+s.run(None, {{i.name: np.ones(i.shape, i.dtype) for i in s.get_inputs(1)}}, shape_group=1)
+opened = count()
+s.close()
+closed = count()
+try:
+    s.run(None, {{}}, shape_group=1)
+    raise SystemExit("run after close did not raise")
+except axllm.ClosedError as e:
+    assert str(e) == path + " is closed", str(e)
+with axllm.InferenceSession(path) as t:
+    t.run(None, {{i.name: np.ones(i.shape, i.dtype) for i in t.get_inputs(0)}}, shape_group=0)
+print(json.dumps([opened, closed, count()]))
+"""
+    r = run_py(code, axcl_env(cpp_build, ledger))
+    assert r.returncode == 0, r.stderr
+    opened, closed, after_with = json.loads(r.stdout.splitlines()[-1])
+    assert opened[0] > 0 and opened[1] == 0 and opened[2] == 1
+    assert closed == [opened[0], opened[0], 1, 1], "close() frees every block and unloads the model"
+    assert after_with[0] > closed[0] and after_with[1] == after_with[0] and after_with[3] == 2, \
+        "leaving the with block closes"
+    events = parse(ledger)
+    frees = Counter(f["ptr"] for n, f, _, _ in events if n == "axclrtFree")
+    assert all(v == 1 for v in frees.values()), "exit frees nothing twice"
+    assert all(f.get("ctx") in ("ok", "n/a") for _, f, _, _ in events)
+    assert not any(n.endswith("-invalid") for n, _, _, _ in events)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_frees_device_memory(models, cpp_build, tmp_path, sig):
+    """A killed process frees the device memory of its LLM (on two cards) and of an open
+    InferenceSession: on SIGTERM from the signal handler (best effort, see
+    csrc/src/util/sigterm_cleanup.h), on SIGINT through KeyboardInterrupt and interpreter exit."""
+    host, npu = models
+    ledger = tmp_path / "ledger.txt"
+    code = f"""
+import axllm, numpy as np
 llm = axllm.LLM({str(npu)!r}, backend="axcl", devices=[0, 1])
+s = axllm.InferenceSession({str(npu / 'llama_p8_l0_together.axmodel')!r})
+s.run(None, {{i.name: np.ones(i.shape, i.dtype) for i in s.get_inputs(1)}}, shape_group=1)
 print("READY", flush=True)
 while True:
     llm.generate({PROMPT!r}, max_new_tokens=40, temperature=1.0, seed=1)
