@@ -21,10 +21,13 @@ import pytest
 
 pytest.importorskip("transformers")
 
-from helpers.standin_models import host_and_npu_models, run_python, session_parity_code  # noqa: E402
+from helpers.standin_models import (check_session_close_counts, host_and_npu_models, ledger_counter,  # noqa: E402
+                                    llm_close_code, run_python, session_close_code, session_parity_code)
 from helpers.tiny_models import TinyConfig  # noqa: E402
 
 
+# Ledger events counted around close: allocations, frees, model loads, model unloads.
+LEDGER_EVENTS = ("alloc ", "free ", "AX_ENGINE_CreateHandle", "AX_ENGINE_DestroyHandle")
 PROMPT = [(3 * i + 5) % 250 for i in range(19)]
 
 
@@ -120,30 +123,12 @@ print(json.dumps([sum(l.startswith("alloc ") for l in lines), sum(l.startswith("
     assert len(destroys) == len(creates) == 3
 
 
-COUNT_CMM = """
-def count():
-    lines = open(LEDGER).read().splitlines()
-    return [sum(l.startswith(p) for l in lines) for p in ("alloc ", "free ", "AX_ENGINE_CreateHandle", "AX_ENGINE_DestroyHandle")]
-"""
-
-
 def test_llm_close_frees_every_buffer_once(models, cpp_build, tmp_path):
     """LLM.close() frees every CMM block and engine handle at once, the LLM refuses use after it,
     and exit frees nothing twice."""
     host, npu = models
     ledger = tmp_path / "ledger.txt"
-    code = greedy_code(npu, "ax", 3) + f"LEDGER = {str(ledger)!r}\n" + COUNT_CMM + f"""
-keep = llm  # close() must free while references remain
-llm.close()
-closed = count()
-try:
-    llm.generate({PROMPT!r}, max_new_tokens=1)
-    raise SystemExit("generate after close did not raise")
-except axllm.ClosedError as e:
-    assert "is closed" in str(e), str(e)
-llm.close()
-print(json.dumps(closed))
-"""
+    code = greedy_code(npu, "ax", 3) + ledger_counter(ledger, LEDGER_EVENTS) + llm_close_code(PROMPT)
     r = run_py(code, {"AXLLM_AX_LIB_DIR": str(cpp_build / "standin"), "AXLLM_STANDIN_LEDGER": str(ledger)})
     assert r.returncode == 0, r.stderr
     n_alloc, n_free, n_create, n_destroy = json.loads(r.stdout.splitlines()[-1])
@@ -159,32 +144,10 @@ def test_inference_session_close_frees_its_memory(models, cpp_build, tmp_path):
     at once; the session refuses use after it; exit frees nothing twice."""
     host, npu = models
     ledger = tmp_path / "ledger.txt"
-    code = f"""
-import json, numpy as np, axllm
-LEDGER = {str(ledger)!r}
-""" + COUNT_CMM + f"""
-path = {str(npu / 'llama_p8_l0_together.axmodel')!r}
-s = axllm.InferenceSession(path)
-s.run(None, {{i.name: np.ones(i.shape, i.dtype) for i in s.get_inputs(1)}}, shape_group=1)
-opened = count()
-s.close()
-closed = count()
-try:
-    s.run(None, {{}}, shape_group=1)
-    raise SystemExit("run after close did not raise")
-except axllm.ClosedError as e:
-    assert str(e) == path + " is closed", str(e)
-with axllm.InferenceSession(path) as t:
-    t.run(None, {{i.name: np.ones(i.shape, i.dtype) for i in t.get_inputs(0)}}, shape_group=0)
-print(json.dumps([opened, closed, count()]))
-"""
+    code = session_close_code(npu / "llama_p8_l0_together.axmodel", ledger, LEDGER_EVENTS)
     r = run_py(code, {"AXLLM_AX_LIB_DIR": str(cpp_build / "standin"), "AXLLM_STANDIN_LEDGER": str(ledger)})
     assert r.returncode == 0, r.stderr
-    opened, closed, after_with = json.loads(r.stdout.splitlines()[-1])
-    assert opened[0] > 0 and opened[1] == 0 and opened[2] == 1
-    assert closed == [opened[0], opened[0], 1, 1], "close() frees every block and the handle"
-    assert after_with[0] > closed[0] and after_with[1] == after_with[0] and after_with[3] == 2, \
-        "leaving the with block closes"
+    check_session_close_counts(r.stdout)
     events = [e[0] for e in ledger_events(ledger)]
     frees = Counter(e.split()[1] for e in events if e.startswith("free "))
     assert all(v == 1 for v in frees.values()) and not any("-invalid" in e for e in events), "exit frees nothing twice"
