@@ -73,13 +73,13 @@ def main() -> None:
         post.run(None, {"input": x})
 
     decode_step()
-    bandwidth = axllm._core.measure_read_bandwidth(1 << 30, 5, 0)
+    bandwidth = axllm._core._testing.measure_read_bandwidth(1 << 30, 5, 0)
     times = []
     for _ in range(args.steps):
         t0 = time.perf_counter()
         decode_step()
         times.append(time.perf_counter() - t0)
-    bandwidth = max(bandwidth, axllm._core.measure_read_bandwidth(1 << 30, 5, 0))
+    bandwidth = max(bandwidth, axllm._core._testing.measure_read_bandwidth(1 << 30, 5, 0))
     step = statistics.median(times)
 
     feeds1 = {i.name: np.zeros(i.shape, i.dtype) for i in layers[0].get_inputs(1)}
@@ -102,8 +102,8 @@ def main() -> None:
 
     result = {
         "model_dir": str(d),
-        "kernel": axllm._core.cpu_kernel(),
-        "threads": axllm._core.cpu_threads(),
+        "kernel": axllm._core._testing.cpu_kernel(),
+        "threads": axllm._core._testing.cpu_threads(),
         "weight_bytes_per_step": total_weights,
         "decode_step_ms_median": step * 1e3,
         "decode_step_ms_min": min(times) * 1e3,

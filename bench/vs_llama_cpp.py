@@ -377,8 +377,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     return {
         "model": args.model, "f16_gguf": str(f16), "axllm_model_dir": str(model_dir),
-        "threads": args.threads, "axllm_threads": axllm._core.cpu_threads(),
-        "axllm_kernel": axllm._core.cpu_kernel(), "llama_cpp": ll.info, "runs": args.runs,
+        "threads": args.threads, "axllm_threads": axllm._core._testing.cpu_threads(),
+        "axllm_kernel": axllm._core._testing.cpu_kernel(), "llama_cpp": ll.info, "runs": args.runs,
         "prompt_tokens": {k: len(v) for k, v in prompts.items()},
         "loadavg_start": load_start, "loadavg_end": load_end,
         "correctness": check,

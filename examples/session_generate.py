@@ -140,8 +140,8 @@ def main() -> int:
         pos += 1
     elapsed = time.perf_counter() - t1
     print(f"\n[{len(ids)} prompt tokens, TTFT {ttft * 1e3:.0f} ms, {generated} tokens at "
-          f"{generated / max(elapsed, 1e-9):.1f} tok/s, engine: {axllm._core.cpu_kernel()} x "
-          f"{axllm._core.cpu_threads()} threads]", file=sys.stderr)
+          f"{generated / max(elapsed, 1e-9):.1f} tok/s, engine: {axllm._core._testing.cpu_kernel()} x "
+          f"{axllm._core._testing.cpu_threads()} threads]", file=sys.stderr)
     return 0
 
 

@@ -21,10 +21,13 @@ import pytest
 
 pytest.importorskip("transformers")
 
-from helpers.standin_models import host_and_npu_models, run_python, session_parity_code  # noqa: E402
+from helpers.standin_models import (check_session_close_counts, host_and_npu_models, ledger_counter,  # noqa: E402
+                                    llm_close_code, run_python, session_close_code, session_parity_code)
 from helpers.tiny_models import TinyConfig  # noqa: E402
 
 
+# Ledger events counted around close: allocations, frees, model loads, model unloads.
+LEDGER_EVENTS = ("alloc ", "free ", "AX_ENGINE_CreateHandle", "AX_ENGINE_DestroyHandle")
 PROMPT = [(3 * i + 5) % 250 for i in range(19)]
 
 
@@ -120,13 +123,48 @@ print(json.dumps([sum(l.startswith("alloc ") for l in lines), sum(l.startswith("
     assert len(destroys) == len(creates) == 3
 
 
+def test_llm_close_frees_every_buffer_once(models, cpp_build, tmp_path):
+    """LLM.close() frees every CMM block and engine handle at once, the LLM refuses use after it,
+    and exit frees nothing twice."""
+    host, npu = models
+    ledger = tmp_path / "ledger.txt"
+    code = greedy_code(npu, "ax", 3) + ledger_counter(ledger, LEDGER_EVENTS) + llm_close_code(PROMPT)
+    r = run_py(code, {"AXLLM_AX_LIB_DIR": str(cpp_build / "standin"), "AXLLM_STANDIN_LEDGER": str(ledger)})
+    assert r.returncode == 0, r.stderr
+    n_alloc, n_free, n_create, n_destroy = json.loads(r.stdout.splitlines()[-1])
+    assert n_alloc > 0 and n_free == n_alloc, "LLM.close() frees its CMM, before exit"
+    assert n_create == n_destroy == 3, "and destroys its engine handles"
+    events = [e[0] for e in ledger_events(ledger)]
+    assert sorted(e.split()[1] for e in events if e.startswith("alloc ")) == \
+        sorted(e.split()[1] for e in events if e.startswith("free ")), "exit frees nothing twice"
+
+
+def test_inference_session_close_frees_its_memory(models, cpp_build, tmp_path):
+    """InferenceSession.close() (and leaving ``with``) frees the session's CMM and engine handle
+    at once; the session refuses use after it; exit frees nothing twice."""
+    host, npu = models
+    ledger = tmp_path / "ledger.txt"
+    code = session_close_code(npu / "llama_p8_l0_together.axmodel", ledger, LEDGER_EVENTS)
+    r = run_py(code, {"AXLLM_AX_LIB_DIR": str(cpp_build / "standin"), "AXLLM_STANDIN_LEDGER": str(ledger)})
+    assert r.returncode == 0, r.stderr
+    check_session_close_counts(r.stdout)
+    events = [e[0] for e in ledger_events(ledger)]
+    frees = Counter(e.split()[1] for e in events if e.startswith("free "))
+    assert all(v == 1 for v in frees.values()) and not any("-invalid" in e for e in events), "exit frees nothing twice"
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_frees_cmm(models, cpp_build, tmp_path, sig):
+    """A killed process frees the CMM of its LLM and of an open InferenceSession: on SIGTERM from
+    the signal handler (best effort, see csrc/src/util/sigterm_cleanup.h), on SIGINT through
+    KeyboardInterrupt and interpreter exit."""
     host, npu = models
     ledger = tmp_path / "ledger.txt"
     code = f"""
-import axllm, sys
+import axllm, sys, numpy as np
 llm = axllm.LLM({str(npu)!r}, backend="ax")
+s = axllm.InferenceSession({str(npu / 'llama_p8_l0_together.axmodel')!r})
+s.run(None, {{i.name: np.ones(i.shape, i.dtype) for i in s.get_inputs(1)}}, shape_group=1)
 print("READY", flush=True)
 while True:
     llm.generate({PROMPT!r}, max_new_tokens=40, temperature=1.0, seed=1)

@@ -21,10 +21,13 @@ import pytest
 
 pytest.importorskip("transformers")
 
-from helpers.standin_models import host_and_npu_models, run_python, session_parity_code  # noqa: E402
+from helpers.standin_models import (check_session_close_counts, host_and_npu_models, ledger_counter,  # noqa: E402
+                                    llm_close_code, run_python, session_close_code, session_parity_code)
 from helpers.tiny_models import TinyConfig  # noqa: E402
 
 
+# Ledger events counted around close: allocations, frees, model loads, model unloads.
+LEDGER_EVENTS = ("axclrtMalloc ", "axclrtFree ", "model ", "axclrtEngineUnload")
 PROMPT = [(7 * i + 3) % 250 for i in range(19)]
 FIRST_ID = 129  # the stand-in's first device id (cards report bus numbers, not ordinals)
 
@@ -172,13 +175,51 @@ print(json.dumps([sum(l.startswith("axclrtMalloc ") for l in lines), sum(l.start
     assert all(f.get("ctx") in ("ok", "n/a") for _, f, _, _ in events)
 
 
+def test_llm_close_frees_every_buffer_once(models, cpp_build, tmp_path):
+    """LLM.close() on two cards frees every device block and unloads every model at once, each on
+    its card's context; the LLM refuses use after it; exit frees nothing twice."""
+    host, npu = models
+    ledger = tmp_path / "ledger.txt"
+    code = greedy_code(npu, "axcl", 3, devices=[0, 1]) + ledger_counter(ledger, LEDGER_EVENTS) + llm_close_code(PROMPT)
+    r = run_py(code, axcl_env(cpp_build, ledger))
+    assert r.returncode == 0, r.stderr
+    n_alloc, n_free, n_load, n_unload = json.loads(r.stdout.splitlines()[-1])
+    assert n_alloc > 0 and n_free == n_alloc, "LLM.close() frees its device memory, before exit"
+    assert n_load == n_unload == 4, "and unloads its models"
+    events = parse(ledger)
+    allocs = Counter(f["ptr"] for n, f, _, _ in events if n == "axclrtMalloc")
+    assert Counter(f["ptr"] for n, f, _, _ in events if n == "axclrtFree") == allocs, "exit frees nothing twice"
+    assert all(f.get("ctx") in ("ok", "n/a") for _, f, _, _ in events)
+
+
+def test_inference_session_close_frees_its_memory(models, cpp_build, tmp_path):
+    """InferenceSession.close() (and leaving ``with``) frees the session's device memory and
+    unloads its model at once; the session refuses use after it; exit frees nothing twice."""
+    host, npu = models
+    ledger = tmp_path / "ledger.txt"
+    code = session_close_code(npu / "llama_p8_l0_together.axmodel", ledger, LEDGER_EVENTS)
+    r = run_py(code, axcl_env(cpp_build, ledger))
+    assert r.returncode == 0, r.stderr
+    check_session_close_counts(r.stdout)
+    events = parse(ledger)
+    frees = Counter(f["ptr"] for n, f, _, _ in events if n == "axclrtFree")
+    assert all(v == 1 for v in frees.values()), "exit frees nothing twice"
+    assert all(f.get("ctx") in ("ok", "n/a") for _, f, _, _ in events)
+    assert not any(n.endswith("-invalid") for n, _, _, _ in events)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_frees_device_memory(models, cpp_build, tmp_path, sig):
+    """A killed process frees the device memory of its LLM (on two cards) and of an open
+    InferenceSession: on SIGTERM from the signal handler (best effort, see
+    csrc/src/util/sigterm_cleanup.h), on SIGINT through KeyboardInterrupt and interpreter exit."""
     host, npu = models
     ledger = tmp_path / "ledger.txt"
     code = f"""
-import axllm
+import axllm, numpy as np
 llm = axllm.LLM({str(npu)!r}, backend="axcl", devices=[0, 1])
+s = axllm.InferenceSession({str(npu / 'llama_p8_l0_together.axmodel')!r})
+s.run(None, {{i.name: np.ones(i.shape, i.dtype) for i in s.get_inputs(1)}}, shape_group=1)
 print("READY", flush=True)
 while True:
     llm.generate({PROMPT!r}, max_new_tokens=40, temperature=1.0, seed=1)

@@ -33,17 +33,17 @@ def model_dir(tmp_path_factory):
 
 @pytest.fixture
 def family(request):
-    before = _core.cpu_kernel()
-    if not _core.set_cpu_kernel(request.param):
+    before = _core._testing.cpu_kernel()
+    if not _core._testing.set_cpu_kernel(request.param):
         pytest.skip(f"this CPU cannot run the {request.param} kernels")
     yield request.param
-    assert _core.set_cpu_kernel(before)
+    assert _core._testing.set_cpu_kernel(before)
 
 
 @pytest.mark.parametrize("family", FAMILIES, indirect=True)
 def test_kernel_family_matches_reference(model_dir, family):
     cfg, model, out = model_dir
-    assert _core.cpu_kernel() == family
+    assert _core._testing.cpu_kernel() == family
     rng = np.random.default_rng(0)
     embeds = rng.standard_normal((13, cfg.hidden_size)).astype(np.float32)
     ref = layer_reference(model, embeds)

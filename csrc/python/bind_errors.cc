@@ -19,7 +19,7 @@ void register_errors(py::module_& m) {
   static py::exception<BusyError> busy(m, "BusyError", base.ptr());
   busy.doc() = "A call on a model while another thread runs one on it (axllm.LLM serializes its calls).";
   static py::exception<ClosedError> closed(m, "ClosedError", base.ptr());
-  closed.doc() = "A call on a model or session after close().";
+  closed.doc() = "A model or session was used after close(); the message names its path.";
 
   py::register_exception_translator([](std::exception_ptr p) {
     try {
@@ -30,6 +30,8 @@ void register_errors(py::module_& m) {
       PyErr_SetString(unsupported.ptr(), e.what());
     } catch (const ModelLoadError& e) {
       PyErr_SetString(load.ptr(), e.what());
+    } catch (const ClosedError& e) {
+      PyErr_SetString(closed.ptr(), e.what());
     } catch (const EngineError& e) {
       py::object inst = py::reinterpret_borrow<py::object>(engine.ptr())(e.what());
       inst.attr("function") = e.function();
@@ -37,8 +39,6 @@ void register_errors(py::module_& m) {
       PyErr_SetObject(engine.ptr(), inst.ptr());
     } catch (const BusyError& e) {
       PyErr_SetString(busy.ptr(), e.what());
-    } catch (const ClosedError& e) {
-      PyErr_SetString(closed.ptr(), e.what());
     } catch (const Error& e) {
       PyErr_SetString(base.ptr(), e.what());
     }

@@ -129,7 +129,7 @@ void register_llm(py::module_& m) {
                  progress(done, total);
                };
              }
-             return Llm::load(select_backend(backend, files, devices), files, cb);
+             return Llm::load(select_backend(backend, files.layers.at(0), devices), files, cb);
            }),
            py::arg("path"), py::arg("backend") = "auto", py::arg("overrides") = py::dict(),
            py::arg("progress") = nullptr, py::arg("devices") = std::vector<int>{})

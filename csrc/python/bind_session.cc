@@ -8,9 +8,6 @@
 #include "axllm/errors.h"
 #include "axllm/session.h"
 #include "bindings.h"
-#include "cpu/kernels.h"
-#include "util/memory_bandwidth.h"
-#include "util/thread_pool.h"
 
 namespace py = pybind11;
 
@@ -64,17 +61,23 @@ void register_session(py::module_& m) {
   py::class_<Session>(m, "Session", "One engine model with a buffer per tensor per shape group.")
       .def(py::init([](const std::string& path, const std::string& backend) {
              py::gil_scoped_release release;
-             ModelFiles files;
-             files.layers.push_back(path);
-             return std::make_unique<Session>(select_backend(backend, files), path);
+             return std::make_unique<Session>(select_backend(backend, path), path, 0);
            }),
            py::arg("path"), py::arg("backend") = "auto")
-      .def_property_readonly("num_groups", &Session::num_groups)
+      .def("close", &Session::close, py::call_guard<py::gil_scoped_release>(),
+           "Free the engine model and every buffer now; later calls raise ClosedError.")
+      .def_property_readonly("closed", &Session::closed)
+      .def_property_readonly("num_groups",
+                             py::cpp_function(&Session::num_groups, py::call_guard<py::gil_scoped_release>()))
       .def_property_readonly("path", &Session::path)
       .def(
           "group_io",
           [](const Session& s, int g) {
-            const GroupSpec& spec = s.group(g);
+            GroupSpec spec;
+            {
+              py::gil_scoped_release release;  // waits for a run in progress
+              spec = s.group(g);
+            }
             return py::make_tuple(spec_list(spec.inputs), spec_list(spec.outputs));
           },
           py::arg("shape_group"),
@@ -92,22 +95,6 @@ void register_session(py::module_& m) {
           },
           py::arg("shape_group"), py::arg("feeds"), py::arg("outputs"),
           "Copy feeds in, run the group with the GIL released, copy outputs into the given arrays.");
-
-  m.def("cpu_kernel", [] { return std::string(detail::kernel_name()); },
-        "The CPU engine's kernel family in use: avx512, avx2 or generic.");
-  m.def("set_cpu_kernel", [](const std::string& name) { return detail::set_kernel(name.c_str()); },
-        py::arg("name"), "Select a kernel family (for tests); False if the CPU cannot run it.");
-  m.def(
-      "measure_read_bandwidth",
-      [](size_t bytes, int repeats, int threads) {
-        py::gil_scoped_release release;
-        return detail::measure_read_bandwidth(bytes, repeats,
-                                              threads > 0 ? threads : detail::default_thread_count());
-      },
-      py::arg("bytes") = size_t{1} << 30, py::arg("repeats") = 5, py::arg("threads") = 0,
-      "Best read bandwidth (bytes/s) over `bytes` with `threads` threads (0: the engine's count).");
-  m.def("cpu_threads", [] { return detail::default_thread_count(); },
-        "Threads the CPU engine uses (AXLLM_NUM_THREADS or the core count).");
 }
 
 }  // namespace axllm::python

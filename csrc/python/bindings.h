@@ -13,6 +13,7 @@ void register_session(pybind11::module_& m);
 void register_sampler(pybind11::module_& m);
 void register_generation_config(pybind11::module_& m);
 void register_llm(pybind11::module_& m);
+void register_testing(pybind11::module_& m);
 
 // Sampling parameters from a dict with SamplingParams' field names (mode "hf"/"vendor", seed None
 // for unseeded; an absent or None key keeps its default). Throws pybind11::type_error naming an

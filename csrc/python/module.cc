@@ -8,4 +8,5 @@ PYBIND11_MODULE(_core, m) {
   axllm::python::register_sampler(m);
   axllm::python::register_generation_config(m);
   axllm::python::register_llm(m);
+  axllm::python::register_testing(m);
 }

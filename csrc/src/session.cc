@@ -6,27 +6,53 @@
 
 namespace axllm {
 
-Session::Session(std::shared_ptr<Backend> backend, const std::string& path)
-    : backend_(std::move(backend)), model_(backend_->load_model(path)) {
+Session::Session(std::shared_ptr<Backend> backend, const std::string& path, int placement)
+    : backend_(std::move(backend)), path_(path), model_(backend_->load_model(path, placement)) {
   buffers_.resize(model_->groups().size());
   bound_.assign(model_->groups().size(), false);
 }
 
-int Session::num_groups() const { return static_cast<int>(model_->groups().size()); }
+void Session::close() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  model_.reset();  // the engine lets go of the buffers bound to it first
+  buffers_.clear();
+  bound_.clear();
+  backend_.reset();
+  closed_.store(true);
+}
 
-const std::string& Session::path() const { return model_->path(); }
+Model& Session::model() const {
+  if (!model_) throw ClosedError(path_ + " is closed");
+  return *model_;
+}
 
-const GroupSpec& Session::group(int shape_group) const {
-  if (shape_group < 0 || shape_group >= num_groups()) {
+int Session::num_groups() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return static_cast<int>(model().groups().size());
+}
+
+GroupSpec Session::group(int shape_group) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return group_locked(shape_group);
+}
+
+const GroupSpec& Session::group_locked(int shape_group) const {
+  const auto& groups = model().groups();
+  if (shape_group < 0 || static_cast<size_t>(shape_group) >= groups.size()) {
     throw std::invalid_argument("shape_group=" + std::to_string(shape_group) +
-                                " is out of range: " + path() + " has " +
-                                std::to_string(num_groups()) + " shape group(s)");
+                                " is out of range: " + path_ + " has " +
+                                std::to_string(groups.size()) + " shape group(s)");
   }
-  return model_->groups()[shape_group];
+  return groups[static_cast<size_t>(shape_group)];
 }
 
 void Session::check_inputs(int shape_group, const std::vector<HostTensor>& inputs) const {
-  const GroupSpec& spec = group(shape_group);
+  std::lock_guard<std::mutex> lock(mutex_);
+  check_inputs_locked(shape_group, inputs);
+}
+
+void Session::check_inputs_locked(int shape_group, const std::vector<HostTensor>& inputs) const {
+  const GroupSpec& spec = group_locked(shape_group);
   std::set<int> seen;
   for (const HostTensor& t : inputs) {
     const int i = find_tensor(spec.inputs, t.name, shape_group);
@@ -65,7 +91,12 @@ void Session::check_inputs(int shape_group, const std::vector<HostTensor>& input
 }
 
 int Session::output_index(int shape_group, const std::string& name) const {
-  const GroupSpec& spec = group(shape_group);
+  std::lock_guard<std::mutex> lock(mutex_);
+  return output_index_locked(shape_group, name);
+}
+
+int Session::output_index_locked(int shape_group, const std::string& name) const {
+  const GroupSpec& spec = group_locked(shape_group);
   const int i = find_tensor(spec.outputs, name, shape_group);
   if (i < 0) {
     std::string names;
@@ -78,12 +109,13 @@ int Session::output_index(int shape_group, const std::string& name) const {
 
 void Session::ensure_bound(int shape_group) {
   if (bound_[shape_group]) return;
-  const GroupSpec& spec = model_->groups()[shape_group];
+  Model& m = model();
+  const GroupSpec& spec = m.groups()[shape_group];
   auto& bufs = buffers_[shape_group];
   for (const auto* list : {&spec.inputs, &spec.outputs}) {
     for (const TensorSpec& ts : *list) {
       auto buf = backend_->allocate(ts.bytes);
-      model_->bind(shape_group, ts.name, buf, 0);
+      m.bind(shape_group, ts.name, buf, 0);
       bufs[ts.name] = std::move(buf);
     }
   }
@@ -92,25 +124,25 @@ void Session::ensure_bound(int shape_group) {
 
 void Session::run(int shape_group, const std::vector<HostTensor>& inputs,
                   const std::vector<HostTensor>& outputs) {
-  check_inputs(shape_group, inputs);
-  const GroupSpec& spec = model_->groups()[shape_group];
+  std::lock_guard<std::mutex> lock(mutex_);
+  check_inputs_locked(shape_group, inputs);
+  const GroupSpec& spec = group_locked(shape_group);
   for (const HostTensor& o : outputs) {
-    const TensorSpec& ts = spec.outputs[output_index(shape_group, o.name)];
+    const TensorSpec& ts = spec.outputs[output_index_locked(shape_group, o.name)];
     if (o.bytes != ts.bytes) {
       throw std::invalid_argument("output '" + ts.name + "' needs " + std::to_string(ts.bytes) +
                                   " bytes, destination has " + std::to_string(o.bytes));
     }
   }
-  std::lock_guard<std::mutex> lock(run_mutex_);
   ensure_bound(shape_group);
   auto& bufs = buffers_[shape_group];
   for (const HostTensor& t : inputs) {
     const TensorSpec& ts = spec.inputs[find_tensor(spec.inputs, t.name, shape_group)];
     bufs.at(ts.name)->write(0, t.data, t.bytes);
   }
-  model_->run(shape_group);
+  model().run(shape_group);
   for (const HostTensor& o : outputs) {
-    const TensorSpec& ts = spec.outputs[output_index(shape_group, o.name)];
+    const TensorSpec& ts = spec.outputs[output_index_locked(shape_group, o.name)];
     bufs.at(ts.name)->read(0, o.data, o.bytes);
   }
 }

@@ -16,6 +16,7 @@ import ml_dtypes
 import numpy as np
 
 from axllm import _core
+from axllm.errors import ClosedError
 
 _NUMPY_DTYPES = {
     "bf16": np.dtype(ml_dtypes.bfloat16),
@@ -41,23 +42,45 @@ class NodeArg:
 class InferenceSession:
     """A model file loaded by an engine; ``run`` executes one shape group.
 
-    >>> sess = InferenceSession("qwen2_p128_l0_together.cpumodel")
-    >>> [i.name for i in sess.get_inputs(shape_group=1)]
+    ``close()`` (or leaving a ``with`` block) frees the engine model and every buffer at once;
+    any use after that raises :class:`axllm.ClosedError`.
+
+    >>> with InferenceSession("qwen2_p128_l0_together.cpumodel") as sess:
+    ...     [i.name for i in sess.get_inputs(shape_group=1)]
     ['K_cache', 'V_cache', 'indices', 'input', 'mask']
     """
 
     def __init__(self, path: str | os.PathLike[str], providers: str | Sequence[str] | None = None):
         path = os.fspath(path)
         backend = _select_backend(path, providers)
+        self._path = path
         self._session = _core.Session(path, backend)
         self._groups = [self._describe(g) for g in range(self._session.num_groups)]
 
+    def close(self) -> None:
+        """Free the engine model and every buffer now (waits for a ``run`` in progress on
+        another thread). Idempotent."""
+        self._session.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._session.closed
+
+    def __enter__(self) -> InferenceSession:
+        self._check_open()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     @property
     def path(self) -> str:
-        return self._session.path
+        """The model file (readable after close, for messages)."""
+        return self._path
 
     @property
     def num_groups(self) -> int:
+        self._check_open()
         return len(self._groups)
 
     def get_inputs(self, shape_group: int = 0) -> list[NodeArg]:
@@ -104,7 +127,12 @@ class InferenceSession:
         self._session.run(shape_group, feeds, list(zip(names, results)))
         return results
 
+    def _check_open(self) -> None:
+        if self._session.closed:
+            raise ClosedError(f"{self._path} is closed")
+
     def _group(self, shape_group: int) -> tuple[list[NodeArg], list[NodeArg]]:
+        self._check_open()
         if isinstance(shape_group, bool) or not isinstance(shape_group, (int, np.integer)):
             raise TypeError(f"shape_group must be an int, got {type(shape_group).__name__}")
         if not 0 <= shape_group < len(self._groups):

@@ -74,7 +74,7 @@ __attribute__((visibility("default"))) AX_S32 AX_ENGINE_CreateHandle(AX_ENGINE_H
   h->path = path;
   try {
     auto backend = axllm::cpu_backend();
-    h->model = backend->load_model(path);
+    h->model = backend->load_model(path, 0);
     for (size_t g = 0; g < h->model->groups().size(); ++g) {
       const auto& spec = h->model->groups()[g];
       auto grp = std::make_unique<Group>();

@@ -143,7 +143,7 @@ axclError load(const std::string& text, uint64_t* model_id, const std::string& o
   m->path = path;
   try {
     auto backend = axllm::cpu_backend();
-    m->model = backend->load_model(path);
+    m->model = backend->load_model(path, 0);
     for (size_t g = 0; g < m->model->groups().size(); ++g) {
       const auto& spec = m->model->groups()[g];
       Group grp;

@@ -16,6 +16,15 @@
 
 namespace {
 
+// The first step that is not prefill progress: the first token, or the finish.
+axllm::StepResult first_output(axllm::Generation& gen) {
+  axllm::StepResult r;
+  do {
+    r = gen.next();
+  } while (r.token < 0 && r.finish == axllm::FinishReason::kNone);
+  return r;
+}
+
 axllm::FinishReason run_to_end(axllm::Generation& gen) {
   axllm::StepResult r;
   do {
@@ -32,17 +41,17 @@ int main() {
   const axllm::ModelFiles files = axllm::discover_model_files(dir.string());
   constexpr int kLayers = 2, kPrefill = axllm_test::P, kNew = 4;
 
-  axllm::GenerationOptions opts;
+  axllm::GenerationConfig opts;
   opts.max_new_tokens = kNew;
-  opts.sampling.temperature = 0.0f;
-  opts.reuse_kv = false;  // each run rebuilds the cache, so the KV state is known exactly
+  opts.temperature = 0.0f;
+  const bool reuse_kv = false;  // each run rebuilds the cache, so the KV state is known exactly
   const std::vector<int32_t> prompt = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20};
   const int chunks = (static_cast<int>(prompt.size()) + kPrefill - 1) / kPrefill;
 
   axllm_test::Hooks hook;
   auto llm = axllm::Llm::load(std::make_shared<axllm_test::HookedBackend>(&hook), files);
   hook.on_trigger = [&llm] { llm->stop(); };
-  auto reference = llm->generate(prompt, opts);
+  auto reference = llm->generate(prompt, opts, reuse_kv);
   CHECK(run_to_end(*reference) == axllm::FinishReason::kLength);
   const std::vector<int32_t> want = reference->tokens();
   CHECK(static_cast<int>(want.size()) == kNew);
@@ -53,8 +62,8 @@ int main() {
   for (int k = 1; k < prefill_runs; ++k) {
     hook.runs = 0;
     hook.trigger = k;
-    auto gen = llm->generate(prompt, opts);
-    const axllm::StepResult first = gen->next();
+    auto gen = llm->generate(prompt, opts, reuse_kv);
+    const axllm::StepResult first = first_output(*gen);
     hook.trigger = -1;
     CHECK(first.finish == axllm::FinishReason::kCancelled);
     CHECK(first.token == -1 && gen->tokens().empty());
@@ -62,7 +71,7 @@ int main() {
     const size_t cached = std::min(prompt.size(), static_cast<size_t>(done_chunks * kPrefill));
     CHECK(llm->kv_tokens() == std::vector<int32_t>(prompt.begin(), prompt.begin() + cached));
     CHECK(hook.runs == k);
-    auto again = llm->generate(prompt, opts);
+    auto again = llm->generate(prompt, opts, reuse_kv);
     CHECK(run_to_end(*again) == axllm::FinishReason::kLength);
     CHECK(again->tokens() == want);
   }
@@ -73,7 +82,7 @@ int main() {
   for (int s = 0; s < kNew - 1; ++s) {
     hook.runs = 0;
     hook.trigger = prefill_runs + s * kLayers;
-    auto gen = llm->generate(prompt, opts);
+    auto gen = llm->generate(prompt, opts, reuse_kv);
     const axllm::FinishReason why = run_to_end(*gen);
     hook.trigger = -1;
     CHECK(why == axllm::FinishReason::kCancelled);
@@ -84,7 +93,7 @@ int main() {
 
   // A stop with nothing running does not cancel the next generation.
   llm->stop();
-  auto after = llm->generate(prompt, opts);
+  auto after = llm->generate(prompt, opts, reuse_kv);
   CHECK(run_to_end(*after) == axllm::FinishReason::kLength && after->tokens() == want);
 
   fs::remove_all(dir);

@@ -28,7 +28,7 @@ int main() {
   const std::string path = "test_engine_alloc_layer.cpumodel";
   axllm_test::write_layer(path);
   auto backend = axllm::cpu_backend();
-  auto model = backend->load_model(path);
+  auto model = backend->load_model(path, 0);
   CHECK(model->groups().size() == 4);
   std::vector<std::shared_ptr<axllm::Buffer>> keep;
   for (int g = 0; g < 4; ++g) {
@@ -63,7 +63,7 @@ int main() {
   CHECK(threw);
   threw = false;
   try {
-    backend->load_model("does-not-exist.cpumodel");
+    backend->load_model("does-not-exist.cpumodel", 0);
   } catch (const axllm::ModelLoadError& e) {
     threw = std::string(e.what()).find("does-not-exist.cpumodel") != std::string::npos;
   }

@@ -32,16 +32,17 @@ int main() {
 
   const axllm::ModelFiles files = axllm::discover_model_files(dir.string());
   CHECK(files.layers.size() == 2);
-  auto llm = axllm::Llm::load(axllm::select_backend("auto", files), files);
+  auto llm = axllm::Llm::load(axllm::select_backend("auto", files.layers.at(0)), files);
   CHECK(llm->geometry().kv_len == 24 && llm->geometry().prefill_len == 8);
   CHECK(llm->geometry().history_capacity.size() == 4);
 
-  axllm::GenerationOptions opts;
+  axllm::GenerationConfig opts;
   opts.max_new_tokens = 12;
-  opts.sampling.temperature = 0.0f;
+  opts.temperature = 0.0f;
   auto gen = llm->generate({1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}, opts);
-  gen->next();
-  gen->next();
+  CHECK(gen->next().prefill_done == 8);  // the first prefill chunk (P = 8)
+  CHECK(gen->next().token >= 0);         // the rest of the prompt and the first token
+  gen->next();                           // the first decode step (may size scratch buffers)
   const long before = g_allocations.load();
   g_trace = true;
   int steps = 0;

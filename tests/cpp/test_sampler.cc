@@ -83,9 +83,9 @@ static void greedy() {
   CHECK(r.sample(l2, Ids{1}, Ids{3, 3}) == 4);
   CHECK(r.sample(l2, Ids{}, Ids{}) == 1);
 
-  // Negative temperature is greedy too; ids >= vocab are ignored by the penalties.
-  Sampler neg(hf(-1.0f));
-  CHECK(neg.sample(logits, Ids{100}, Ids{}) == 1);
+  // Ids >= vocab are ignored by the penalties; a negative temperature is refused, not greedy.
+  CHECK(s.sample(logits, Ids{100}, Ids{}) == 1);
+  CHECK(throws_invalid(hf(-1.0f), "temperature"));
 }
 
 static void bad_inputs() {

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -54,3 +55,65 @@ b = c.run(None, feed, shape_group=1)
 assert all(np.array_equal(x, y) for x, y in zip(a, b))
 print("OK")
 """
+
+
+def ledger_counter(ledger: Path, prefixes: tuple[str, ...]) -> str:
+    """Script text defining ``count()``: how many ledger lines start with each of ``prefixes``
+    (a vendor's alloc, free, model load and model unload events)."""
+    return f"""
+def count():
+    lines = open({str(ledger)!r}).read().splitlines()
+    return [sum(l.startswith(p) for l in lines) for p in {prefixes!r}]
+"""
+
+
+def llm_close_code(prompt: list[int]) -> str:
+    """Script text to append after one that loaded ``llm`` and defined ``count()``: closes it while
+    a reference remains, checks that generate then raises ClosedError and that close() is
+    idempotent, prints the counts right after close."""
+    return f"""
+keep = llm  # close() must free while references remain
+llm.close()
+closed = count()
+try:
+    llm.generate({prompt!r}, max_new_tokens=1)
+    raise SystemExit("generate after close did not raise")
+except axllm.ClosedError as e:
+    assert "is closed" in str(e), str(e)
+llm.close()
+print(json.dumps(closed))
+"""
+
+
+def session_close_code(model_file: Path, ledger: Path, prefixes: tuple[str, ...]) -> str:
+    """A script opening ``model_file`` through InferenceSession, running group 1, closing it,
+    checking that run then raises ClosedError naming the file, then running group 0 in a ``with``
+    block. Prints the ``prefixes`` counts after the first run, after close and at the end."""
+    return f"""
+import json, numpy as np, axllm
+""" + ledger_counter(ledger, prefixes) + f"""
+path = {str(model_file)!r}
+s = axllm.InferenceSession(path)
+s.run(None, {{i.name: np.ones(i.shape, i.dtype) for i in s.get_inputs(1)}}, shape_group=1)
+opened = count()
+s.close()
+closed = count()
+try:
+    s.run(None, {{}}, shape_group=1)
+    raise SystemExit("run after close did not raise")
+except axllm.ClosedError as e:
+    assert str(e) == path + " is closed", str(e)
+with axllm.InferenceSession(path) as t:
+    t.run(None, {{i.name: np.ones(i.shape, i.dtype) for i in t.get_inputs(0)}}, shape_group=0)
+print(json.dumps([opened, closed, count()]))
+"""
+
+
+def check_session_close_counts(stdout: str) -> None:
+    """Asserts on session_close_code's output: close freed every block and unloaded the model,
+    leaving the ``with`` block did the same for the second session."""
+    opened, closed, after_with = json.loads(stdout.splitlines()[-1])
+    assert opened[0] > 0 and opened[1] == 0 and opened[2] == 1
+    assert closed == [opened[0], opened[0], 1, 1], "close() frees every block and unloads the model"
+    assert after_with[0] > closed[0] and after_with[1] == after_with[0] and after_with[3] == 2, \
+        "leaving the with block closes"

@@ -42,21 +42,28 @@ class Model {
   // Run `group` on its bound buffers. Throws std::invalid_argument if a tensor is unbound;
   // EngineError if the engine fails.
   virtual void run(int group) = 0;
-  // Where the model runs (an AXCL card). Models with the same placement share buffers without
-  // copies; a buffer lives where the first model it is bound to runs. Engines with one memory
-  // (the CPU engine, a board's NPU) return 0 for every model.
-  virtual int placement() const { return 0; }
 };
 
-// Creates models and the buffers they run on.
+// Creates models and the buffers they run on. Destroying the last reference to a Model or Buffer
+// frees its engine and vendor memory at once, whether or not the Backend object is still alive.
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
-  // Throws ModelLoadError naming `path` when it cannot be loaded.
-  virtual std::unique_ptr<Model> load_model(const std::string& path) = 0;
+  // Where models can run: 1 for engines with one memory (the CPU engine, a board's NPU), the
+  // number of cards for AXCL. The caller decides which model runs where. Models in the same
+  // placement share buffers without copies; a buffer lives where the first model it is bound to
+  // runs (any other model reading it is given a copy per run).
+  virtual int num_placements() const { return 1; }
+  // Loads `path` to run in `placement` (0 <= placement < num_placements()). Throws
+  // ModelLoadError naming `path` when it cannot be loaded, std::out_of_range for a placement
+  // the backend does not have.
+  virtual std::unique_ptr<Model> load_model(const std::string& path, int placement) = 0;
   virtual std::shared_ptr<Buffer> allocate(size_t bytes) = 0;
 };
+
+// Throws std::out_of_range naming `path` unless 0 <= placement < backend.num_placements().
+void check_placement(const Backend& backend, const std::string& path, int placement);
 
 // The process-wide CPU backend (the software NPU), created on first use. Its thread count comes
 // from AXLLM_NUM_THREADS, else the machine's hardware concurrency.

@@ -60,7 +60,7 @@ class BusyError : public Error {
   using Error::Error;
 };
 
-// A call on a model or session after close(); the message names it.
+// A model, session or LLM was used after close(); the message names its path ("... is closed").
 class ClosedError : public Error {
  public:
   using Error::Error;

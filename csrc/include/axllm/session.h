@@ -1,6 +1,7 @@
 #pragma once
 // Host-side access to any engine model, tensor by tensor: the core of axllm.InferenceSession.
 // Owns one buffer per tensor per group, validates every feed against the model's specs.
+#include <atomic>
 #include <cstddef>
 #include <map>
 #include <memory>
@@ -21,15 +22,23 @@ struct HostTensor {
   size_t bytes;
 };
 
+// Thread-safe: every call is serialized on one lock (a run holds it while the engine runs).
 class Session {
  public:
-  // Loads `path` through `backend`. Throws ModelLoadError.
-  Session(std::shared_ptr<Backend> backend, const std::string& path);
+  // Loads `path` through `backend` in `placement`. Throws ModelLoadError, std::out_of_range for
+  // a placement the backend does not have.
+  Session(std::shared_ptr<Backend> backend, const std::string& path, int placement = 0);
+
+  // Frees the engine model and every buffer now (waiting for a run in progress). Idempotent.
+  // Every other call except path() and closed() then throws ClosedError.
+  void close();
+  // Lock-free (does not wait for a run in progress).
+  bool closed() const { return closed_.load(); }
 
   int num_groups() const;
   // Throws std::invalid_argument naming `shape_group` when out of range.
-  const GroupSpec& group(int shape_group) const;
-  const std::string& path() const;
+  GroupSpec group(int shape_group) const;
+  const std::string& path() const { return path_; }
 
   // Validates a feed for `shape_group` (every input present once, names known, shapes and
   // dtypes exact) without running. Throws std::invalid_argument / TypeMismatch naming the tensor.
@@ -38,18 +47,25 @@ class Session {
   int output_index(int shape_group, const std::string& name) const;
 
   // Copies `inputs` in, runs the group, copies the requested outputs (each `outputs[i]` sized for
-  // the output it names) out. Thread-safe: concurrent runs on one session are serialized.
+  // the output it names) out.
   void run(int shape_group, const std::vector<HostTensor>& inputs,
            const std::vector<HostTensor>& outputs);
 
  private:
+  // The open model; throws ClosedError naming the path after close(). Callers hold mutex_.
+  Model& model() const;
+  const GroupSpec& group_locked(int shape_group) const;
+  void check_inputs_locked(int shape_group, const std::vector<HostTensor>& inputs) const;
+  int output_index_locked(int shape_group, const std::string& name) const;
   void ensure_bound(int shape_group);
 
   std::shared_ptr<Backend> backend_;
+  std::string path_;
   std::unique_ptr<Model> model_;
   std::vector<std::map<std::string, std::shared_ptr<Buffer>>> buffers_;
   std::vector<bool> bound_;
-  std::mutex run_mutex_;
+  mutable std::mutex mutex_;
+  std::atomic<bool> closed_{false};
 };
 
 }  // namespace axllm

@@ -1,11 +1,10 @@
 #include "ax/ax_backend.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iterator>
-#include <map>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -18,47 +17,9 @@
 namespace axllm::detail {
 namespace {
 
-// Every live CMM block, so that exit and SIGTERM can free what a crashed or killed process
-// would otherwise leak until the board reboots.
-class CmmRegistry {
- public:
-  static CmmRegistry& get() {
-    static CmmRegistry* r = new CmmRegistry();  // never destroyed: used from atexit and signals
-    return *r;
-  }
-  void add(AX_U64 phy, void* vir) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    live_[phy] = vir;
-    install_handlers_once();
-  }
-  // Frees `phy` unless exit or a signal already did. Returns false when already freed.
-  bool free(AX_U64 phy) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    const auto it = live_.find(phy);
-    if (it == live_.end()) return false;
-    ax_api().mem_free(it->first, it->second);
-    live_.erase(it);
-    return true;
-  }
-  // Frees every live block (exit, SIGTERM). try_lock: a signal may interrupt a locked section.
-  void free_all() {
-    const bool locked = mutex_.try_lock();
-    for (const auto& [phy, vir] : live_) ax_api().mem_free(phy, vir);
-    live_.clear();
-    if (locked) mutex_.unlock();
-  }
-
- private:
-  void install_handlers_once() {
-    if (installed_) return;
-    installed_ = true;
-    std::atexit([] { CmmRegistry::get().free_all(); });
-    add_sigterm_cleanup([] { CmmRegistry::get().free_all(); });
-  }
-  std::mutex mutex_;
-  std::map<AX_U64, void*> live_;
-  bool installed_ = false;
-};
+// Frees a CMM block recorded in the vendor block table (at close, at exit or on a signal: the
+// same call from any thread).
+void free_cmm(uint64_t phy, void* vir, bool /*in_signal*/) { ax_api().mem_free(phy, vir); }
 
 class AxBuffer final : public Buffer {
  public:
@@ -70,9 +31,14 @@ class AxBuffer final : public Buffer {
              "AX_SYS_MemAllocCached", "allocating " + std::to_string(bytes) + " bytes of CMM");
     vir_ = static_cast<uint8_t*>(vir);
     std::memset(vir_, 0, bytes);
-    CmmRegistry::get().add(phy_, vir_);
+    slot_ = vendor_blocks::record(free_cmm, phy_, vir_);
   }
-  ~AxBuffer() override { CmmRegistry::get().free(phy_); }
+  // Frees the block now, unless exit or a signal already did.
+  ~AxBuffer() override {
+    if (!vendor_blocks::claim(slot_)) return;
+    free_cmm(phy_, vir_, false);
+    vendor_blocks::release(slot_);
+  }
   AxBuffer(const AxBuffer&) = delete;
   AxBuffer& operator=(const AxBuffer&) = delete;
 
@@ -101,6 +67,7 @@ class AxBuffer final : public Buffer {
   AX_U64 phy_ = 0;
   uint8_t* vir_ = nullptr;
   size_t size_;
+  int slot_ = -1;  // in the vendor block table
 };
 
 DType from_ax(AX_ENGINE_DATA_TYPE_T t, const std::string& where) {
@@ -258,7 +225,10 @@ class AxModel final : public Model {
 class AxBackend final : public Backend {
  public:
   std::string name() const override { return "ax"; }
-  std::unique_ptr<Model> load_model(const std::string& path) override { return std::make_unique<AxModel>(path); }
+  std::unique_ptr<Model> load_model(const std::string& path, int placement) override {
+    check_placement(*this, path, placement);
+    return std::make_unique<AxModel>(path);
+  }
   std::shared_ptr<Buffer> allocate(size_t bytes) override { return std::make_shared<AxBuffer>(bytes); }
 };
 
@@ -266,7 +236,10 @@ class AxBackend final : public Backend {
 
 std::shared_ptr<Backend> make_ax_backend() {
   ax_api();
-  static std::shared_ptr<Backend> backend = std::make_shared<AxBackend>();
+  static std::shared_ptr<Backend> backend = [] {
+    std::atexit(vendor_blocks::free_all);  // CMM still held at exit: a process ending without close
+    return std::make_shared<AxBackend>();
+  }();
   return backend;
 }
 

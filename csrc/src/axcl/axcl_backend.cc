@@ -142,79 +142,30 @@ Device& device(int ordinal) {
   return *d;
 }
 
-// Every live device block, so that exit and SIGTERM free what the process would otherwise leak
-// on the card.
-class DeviceMemory {
- public:
-  static DeviceMemory& get() {
-    static DeviceMemory* r = new DeviceMemory();  // never destroyed: used from atexit and signals
-    return *r;
-  }
-  void add(void* ptr, Device* dev) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    live_[ptr] = dev;
-    install_handlers_once();
-  }
-  // Frees `ptr` on its card unless exit or a signal already did.
-  void free(void* ptr) {
-    Device* dev = nullptr;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      const auto it = live_.find(ptr);
-      if (it == live_.end()) return;
-      dev = it->second;
-      live_.erase(it);
-    }
-    try {
-      dev->call([ptr] { axcl_check(axcl_api().free(ptr), "axclrtFree", "freeing device memory"); });
-    } catch (const std::exception& e) {
-      log(LogLevel::kWarning, std::string("axcl backend: ") + e.what());
-    }
-  }
-  // At exit (before axclFinalize): frees every live block on its card's worker.
-  void free_all_at_exit() {
-    g_exiting.store(true);
-    std::map<void*, Device*> live;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      live.swap(live_);
-    }
-    for (const auto& [ptr, dev] : live) {
-      void* p = ptr;
-      try {
-        dev->call([p] { axcl_api().free(p); });
-      } catch (...) {
-      }
-    }
-  }
-  // On SIGTERM: the workers may be busy, so this thread takes each card's context in turn and
-  // frees its blocks. try_lock: a signal may interrupt a locked section.
-  void free_all_in_signal() {
-    const bool locked = mutex_.try_lock();
+// Frees a device block recorded in the vendor block table. On a normal thread (close, exit)
+// through its card's worker; from the signal handler directly, on the thread that took the
+// signal after taking the card's context (the workers may be busy, and block the signals).
+void free_device_memory(uint64_t ptr, void* device, bool in_signal) {
+  Device* dev = static_cast<Device*>(device);
+  void* p = reinterpret_cast<void*>(static_cast<uintptr_t>(ptr));
+  if (in_signal) {
     const AxclApi& api = axcl_api();
-    Device* current = nullptr;
-    for (const auto& [ptr, dev] : live_) {
-      if (dev != current) {
-        api.set_current_context(dev->context());
-        current = dev;
-      }
-      api.free(ptr);
-    }
-    live_.clear();
-    if (locked) mutex_.unlock();
+    api.set_current_context(dev->context());
+    api.free(p);
+    return;
   }
+  try {
+    dev->call([p] { axcl_check(axcl_api().free(p), "axclrtFree", "freeing device memory"); });
+  } catch (const std::exception& e) {
+    log(LogLevel::kWarning, std::string("axcl backend: ") + e.what());
+  }
+}
 
- private:
-  void install_handlers_once() {
-    if (installed_) return;
-    installed_ = true;
-    axcl_at_exit([] { DeviceMemory::get().free_all_at_exit(); });
-    add_sigterm_cleanup([] { DeviceMemory::get().free_all_in_signal(); });
-  }
-  std::mutex mutex_;
-  std::map<void*, Device*> live_;
-  bool installed_ = false;
-};
+// At exit, before axclFinalize: every block still live (a process ending without close).
+void free_at_exit() {
+  g_exiting.store(true);
+  vendor_blocks::free_all();
+}
 
 // Device memory, placed on the card of the first model it is bound to (so each layer's K/V
 // buffers and the post model's logits stay on their model's card), or on the default card when
@@ -222,8 +173,11 @@ class DeviceMemory {
 class AxclBuffer final : public Buffer {
  public:
   AxclBuffer(Device& fallback, size_t bytes) : fallback_(&fallback), size_(bytes) {}
+  // Frees the device block now, unless exit or a signal already did.
   ~AxclBuffer() override {
-    if (ptr_) DeviceMemory::get().free(ptr_);
+    if (!ptr_ || !vendor_blocks::claim(slot_)) return;
+    free_device_memory(reinterpret_cast<uintptr_t>(ptr_), dev_, false);
+    vendor_blocks::release(slot_);
   }
   AxclBuffer(const AxclBuffer&) = delete;
   AxclBuffer& operator=(const AxclBuffer&) = delete;
@@ -285,7 +239,7 @@ class AxclBuffer final : public Buffer {
     });
     ptr_ = static_cast<uint8_t*>(p);
     dev_ = &dev;
-    DeviceMemory::get().add(p, &dev);
+    slot_ = vendor_blocks::record(free_device_memory, reinterpret_cast<uintptr_t>(p), &dev);
     return ptr_;
   }
   Device* device() const { return dev_; }
@@ -295,6 +249,7 @@ class AxclBuffer final : public Buffer {
   Device* dev_ = nullptr;
   uint8_t* ptr_ = nullptr;
   size_t size_;
+  int slot_ = -1;              // in the vendor block table
   std::vector<uint8_t> host_;  // staging for copies from another card, kept between calls
 };
 
@@ -346,7 +301,6 @@ class AxclModel final : public Model {
   }
 
   Device& device() const { return dev_; }
-  int placement() const override { return dev_.ordinal(); }
   const std::string& path() const override { return path_; }
   const std::vector<GroupSpec>& groups() const override { return groups_; }
 
@@ -508,12 +462,12 @@ class AxclModel final : public Model {
 
 class AxclBackend final : public Backend {
  public:
-  AxclBackend(std::vector<Device*> devices, std::map<std::string, size_t> placement)
-      : devices_(std::move(devices)), placement_(std::move(placement)) {}
+  explicit AxclBackend(std::vector<Device*> devices) : devices_(std::move(devices)) {}
   std::string name() const override { return "axcl"; }
-  std::unique_ptr<Model> load_model(const std::string& path) override {
-    const auto it = placement_.find(path);
-    return std::make_unique<AxclModel>(*devices_[it == placement_.end() ? 0 : it->second], path);
+  int num_placements() const override { return static_cast<int>(devices_.size()); }
+  std::unique_ptr<Model> load_model(const std::string& path, int placement) override {
+    check_placement(*this, path, placement);
+    return std::make_unique<AxclModel>(*devices_[static_cast<size_t>(placement)], path);
   }
   std::shared_ptr<Buffer> allocate(size_t bytes) override {
     return std::make_shared<AxclBuffer>(*devices_[0], bytes);
@@ -521,7 +475,6 @@ class AxclBackend final : public Backend {
 
  private:
   std::vector<Device*> devices_;
-  std::map<std::string, size_t> placement_;
 };
 
 std::vector<int> devices_from_env() {
@@ -545,18 +498,7 @@ std::vector<int> devices_from_env() {
 
 }  // namespace
 
-std::vector<int> axcl_layer_placement(int n_layers, int n_devices) {
-  std::vector<int> out;
-  if (n_devices <= 0) return out;
-  const int base = n_layers / n_devices;
-  const int extra = n_layers % n_devices;
-  for (int c = 0; c < n_devices; ++c) {
-    for (int k = 0; k < base + (c < extra ? 1 : 0); ++k) out.push_back(c);
-  }
-  return out;
-}
-
-std::shared_ptr<Backend> make_axcl_backend(const std::vector<int>& requested, const ModelFiles& files) {
+std::shared_ptr<Backend> make_axcl_backend(const std::vector<int>& requested) {
   const AxclApi& api = axcl_api();
   if (api.devices.empty()) {
     throw EngineError("axclrtGetDeviceList", 0, "libaxcl_rt reports no AXCL card (is the card's driver loaded?)");
@@ -574,12 +516,8 @@ std::shared_ptr<Backend> make_axcl_backend(const std::vector<int>& requested, co
   }
   std::vector<Device*> devices;
   for (int o : ordinals) devices.push_back(&device(o));
-  std::map<std::string, size_t> placement;
-  const std::vector<int> blocks =
-      axcl_layer_placement(static_cast<int>(files.layers.size()), static_cast<int>(devices.size()));
-  for (size_t i = 0; i < files.layers.size(); ++i) placement[files.layers[i]] = static_cast<size_t>(blocks[i]);
-  if (!files.post.empty()) placement[files.post] = blocks.empty() ? 0 : static_cast<size_t>(blocks.back());
-  return std::make_shared<AxclBackend>(std::move(devices), std::move(placement));
+  axcl_at_exit(free_at_exit);
+  return std::make_shared<AxclBackend>(std::move(devices));
 }
 
 }  // namespace axllm::detail

@@ -6,12 +6,16 @@
 #include <map>
 #include <new>
 #include <optional>
+#include <stdexcept>
 
 #include "axllm/errors.h"
+#include "axllm/host_engine.h"
 #include "cpu/decoder_layer.h"
 #include "cpu/host_model_file.h"
+#include "cpu/kernels.h"
 #include "cpu/post_head.h"
 #include "util/buffer_range.h"
+#include "util/memory_bandwidth.h"
 
 namespace axllm {
 
@@ -24,6 +28,14 @@ int find_tensor(const std::vector<TensorSpec>& specs, std::string_view name, int
     if (specs[i].name == suffixed) return static_cast<int>(i);
   }
   return -1;
+}
+
+void check_placement(const Backend& backend, const std::string& path, int placement) {
+  const int n = backend.num_placements();
+  if (placement < 0 || placement >= n) {
+    throw std::out_of_range(path + ": placement " + std::to_string(placement) + " does not exist (the " +
+                            backend.name() + " backend has " + std::to_string(n) + ")");
+  }
 }
 
 namespace detail {
@@ -212,7 +224,8 @@ class CpuBackend final : public Backend {
   CpuBackend(int n_threads, bool compute)
       : compute_(std::make_shared<CpuCompute>(n_threads, compute)) {}
   std::string name() const override { return compute_->compute ? "cpu" : "cpu-nocompute"; }
-  std::unique_ptr<Model> load_model(const std::string& path) override {
+  std::unique_ptr<Model> load_model(const std::string& path, int placement) override {
+    check_placement(*this, path, placement);
     return std::make_unique<CpuModel>(path, compute_);
   }
   std::shared_ptr<Buffer> allocate(size_t bytes) override {
@@ -268,5 +281,19 @@ std::shared_ptr<Backend> cpu_backend() {
       detail::make_cpu_backend(detail::default_thread_count(), true);
   return backend;
 }
+
+namespace host_engine {
+
+std::string kernel_name() { return detail::kernel_name(); }
+
+bool set_kernel(const std::string& name) { return detail::set_kernel(name.c_str()); }
+
+int thread_count() { return detail::default_thread_count(); }
+
+double measure_read_bandwidth(size_t bytes, int repeats, int threads) {
+  return detail::measure_read_bandwidth(bytes, repeats, threads > 0 ? threads : thread_count());
+}
+
+}  // namespace host_engine
 
 }  // namespace axllm

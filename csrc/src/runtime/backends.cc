@@ -11,13 +11,9 @@
 
 namespace axllm {
 
-std::shared_ptr<Backend> select_backend(const std::string& name, const ModelFiles& files) {
-  return select_backend(name, files, {});
-}
-
-std::shared_ptr<Backend> select_backend(const std::string& name, const ModelFiles& files,
+std::shared_ptr<Backend> select_backend(const std::string& name, const std::string& model_file,
                                         const std::vector<int>& devices) {
-  const std::string ext = std::filesystem::path(files.layers.at(0)).extension().string();
+  const std::string ext = std::filesystem::path(model_file).extension().string();
   if (name != "auto" && name != "cpu" && name != "ax" && name != "axcl" && name != "cpu-nocompute") {
     throw std::invalid_argument("backend '" + name + "' is not known (choose auto, cpu, ax, axcl)");
   }
@@ -27,19 +23,19 @@ std::shared_ptr<Backend> select_backend(const std::string& name, const ModelFile
   if (name == "cpu-nocompute") return detail::make_cpu_backend(detail::default_thread_count(), false);
   if (ext != ".axmodel") {
     if (name == "ax" || name == "axcl" || !devices.empty()) {
-      throw ModelLoadError(files.layers[0] + ": host builds (.cpumodel) run on the cpu backend, not on " +
+      throw ModelLoadError(model_file + ": host builds (.cpumodel) run on the cpu backend, not on " +
                            (name == "auto" ? std::string("axcl") : name));
     }
     return cpu_backend();
   }
   if (name == "cpu") {
-    throw ModelLoadError(files.layers[0] + ": " + ext + " models are compiled for the NPU; the cpu "
+    throw ModelLoadError(model_file + ": " + ext + " models are compiled for the NPU; the cpu "
                          "backend runs host builds (.cpumodel) made by `python -m axllm.build`");
   }
   std::string why;
   if (name == "axcl" || name == "auto") {
     try {
-      return detail::make_axcl_backend(devices, files);
+      return detail::make_axcl_backend(devices);
     } catch (const EngineError& e) {
       why += std::string("\n  axcl (PCIe/M.2 cards): ") + e.what();
     }
@@ -51,7 +47,7 @@ std::shared_ptr<Backend> select_backend(const std::string& name, const ModelFile
       why += std::string("\n  ax (native board): ") + e.what();
     }
   }
-  throw ModelLoadError(files.layers[0] + ": " + ext + " models need an AXERA NPU backend, and none "
+  throw ModelLoadError(model_file + ": " + ext + " models need an AXERA NPU backend, and none "
                        "could be opened:" + why +
                        "\nTo run here, build the model for the CPU engine with `python -m axllm.build`.");
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <stdexcept>
 
 #include "axllm/errors.h"
 
@@ -35,14 +36,30 @@ bool same_specs(const std::vector<TensorSpec>& a, const std::vector<TensorSpec>&
 
 }  // namespace
 
+std::vector<int> layer_placement(int n_layers, int n_placements) {
+  if (n_placements < 1) {
+    throw std::invalid_argument("a backend needs at least one placement, it reports " +
+                                std::to_string(n_placements));
+  }
+  std::vector<int> out;
+  const int base = n_layers / n_placements;
+  const int extra = n_layers % n_placements;
+  for (int p = 0; p < n_placements; ++p) {
+    for (int k = 0; k < base + (p < extra ? 1 : 0); ++k) out.push_back(p);
+  }
+  return out;
+}
+
 LayerStack::LayerStack(Backend& backend, const ModelFiles& files, const Llm::Progress& progress) {
   const int total = static_cast<int>(files.layers.size()) + 1;
+  const std::vector<int> placement =
+      layer_placement(static_cast<int>(files.layers.size()), backend.num_placements());
   for (size_t i = 0; i < files.layers.size(); ++i) {
-    layers_.push_back(backend.load_model(files.layers[i]));
+    layers_.push_back(backend.load_model(files.layers[i], placement[i]));
     files_.push_back(files.layers[i]);
     if (progress) progress(static_cast<int>(i) + 1, total);
   }
-  post_ = backend.load_model(files.post);
+  post_ = backend.load_model(files.post, placement.empty() ? 0 : placement.back());
   if (progress) progress(total, total);
 
   const std::string& f0 = files_[0];
@@ -141,7 +158,7 @@ LayerStack::LayerStack(Backend& backend, const ModelFiles& files, const Llm::Pro
   }
   blocked16_ = g.io_dtype == DType::kBF16 ? float_to_bf16(-65536.0f) : float_to_fp16(-65504.0f);
   for (size_t l = 0; l < layers_.size(); ++l) {
-    if (l == 0 || layers_[l]->placement() != layers_[l - 1]->placement()) {
+    if (l == 0 || placement[l] != placement[l - 1]) {
       Segment seg;
       seg.hidden[0] = backend.allocate(hidden_bytes);
       seg.hidden[1] = backend.allocate(hidden_bytes);

@@ -4,10 +4,12 @@
 // reads the same K/V buffers, and each run's K/V output rows are bound in place at the rows they
 // belong to, so nothing is copied per token.
 //
-// Layers are split into segments of consecutive layers with the same Model::placement() (the
-// layers of one AXCL card). Each segment has its own hidden, mask and index buffers, bound first
-// to its own layers so the engine places them there; the host writes masks and indices to every
-// segment, and the hidden rows are copied once at each segment boundary.
+// The stack decides where each model runs: layer_placement() splits the layers over the
+// backend's placements (the AXCL cards) in contiguous blocks, and the post model runs with the
+// last layer. Each block of consecutive layers in one placement is a segment with its own hidden,
+// mask and index buffers, bound first to its own layers so the engine places them there; the host
+// writes masks and indices to every segment, and the hidden rows are copied once at each segment
+// boundary.
 #include <atomic>
 #include <memory>
 #include <span>
@@ -20,9 +22,16 @@
 
 namespace axllm::detail {
 
+// The placement of each of `n_layers` layers on `n_placements` placements: contiguous blocks in
+// placement order, base = n_layers / n_placements layers each, the first n_layers % n_placements
+// placements one layer more (so more placements than layers leaves the last ones unused).
+// Throws std::invalid_argument when n_placements < 1.
+std::vector<int> layer_placement(int n_layers, int n_placements);
+
 class LayerStack {
  public:
-  // Loads and validates every model. Throws ModelLoadError naming the file at fault.
+  // Loads every model in the placement layer_placement() gives it (the post model with the last
+  // layer) and validates the set. Throws ModelLoadError naming the file at fault.
   LayerStack(Backend& backend, const ModelFiles& files, const Llm::Progress& progress);
 
   const ModelGeometry& geometry() const { return geometry_; }

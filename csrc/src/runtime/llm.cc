@@ -46,7 +46,7 @@ std::unique_lock<std::mutex> Llm::lock_state() const {
     throw BusyError(files_.root + ": the model is running a call on another thread; calls on one model "
                     "must be serialized (axllm.LLM does this)");
   }
-  if (closed_.load()) throw ClosedError(files_.root + ": the model is closed");
+  if (closed_.load()) throw ClosedError(files_.root + " is closed");
   return lock;
 }
 
@@ -253,6 +253,7 @@ int64_t Llm::prompt_limit(const GenerationConfig& config) const {
 }
 
 std::vector<int32_t> Llm::fit_prompt(std::vector<int32_t> prompt, const GenerationConfig& config) const {
+  if (closed_.load()) throw ClosedError(files_.root + " is closed");
   if (prompt.empty()) throw std::invalid_argument("prompt is empty: it must hold at least one token");
   check_ids(prompt, "prompt");
   return axllm::fit_prompt(std::move(prompt), config, geometry_.kv_len);
@@ -260,7 +261,7 @@ std::vector<int32_t> Llm::fit_prompt(std::vector<int32_t> prompt, const Generati
 
 std::unique_ptr<Generation> Llm::generate(std::vector<int32_t> prompt, const GenerationConfig& config,
                                           bool reuse_kv) {
-  if (closed_.load()) throw ClosedError(files_.root + ": the model is closed");
+  if (closed_.load()) throw ClosedError(files_.root + " is closed");
   config.validate();
   prompt = fit_prompt(std::move(prompt), config);
   auto cancel = std::make_shared<std::atomic<bool>>(false);
