@@ -19,7 +19,7 @@ from collections import Counter
 
 import pytest
 
-pytest.importorskip("transformers")
+import transformers  # noqa: F401
 
 from helpers.standin_models import host_and_npu_models, run_python, session_parity_code  # noqa: E402
 from helpers.tiny_models import TinyConfig  # noqa: E402
