@@ -15,7 +15,7 @@ from axllm.errors import (
 from axllm.generation import Chunk, Completion, ContextUsage, Metrics
 from axllm.session import InferenceSession, NodeArg
 
-__version__ = "0.1.0"
+from axllm._version import __version__
 
 __all__ = [
     "LLM",
