@@ -25,13 +25,16 @@ VS_REFERENCE = 1e-4
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    cfg = TinyConfig("qwen2", hidden_size=72, num_heads=3, num_kv_heads=1, head_dim=24,
-                     intermediate_size=100, seed=9)
+    cfg = TinyConfig(
+        "qwen2", hidden_size=72, num_heads=3, num_kv_heads=1, head_dim=24, intermediate_size=100, seed=9
+    )
     model = make_model(cfg)
     ckpt = save_model(model, tmp_path_factory.mktemp("k") / "hf")
-    out = build(ckpt, tmp_path_factory.mktemp("kb"),
-                BuildOptions(prefill_len=8, kv_cache_len=24, hidden_state_type="fp32",
-                             weight_type="bf16"))
+    out = build(
+        ckpt,
+        tmp_path_factory.mktemp("kb"),
+        BuildOptions(prefill_len=8, kv_cache_len=24, hidden_state_type="fp32", weight_type="bf16"),
+    )
     return cfg, model, out
 
 
@@ -45,8 +48,14 @@ def run_family(family: str, path, prefill: dict, decode: dict) -> dict[str, np.n
         sess = axllm.InferenceSession(path)
         k, v, y = sess.run(None, prefill, shape_group=1)
         kd, vd, yd = sess.run(None, decode, shape_group=0)
-    return {"prefill_k": k[:, :7], "prefill_v": v[:, :7], "prefill_y": y[:, :7],
-            "decode_k": kd, "decode_v": vd, "decode_y": yd}
+    return {
+        "prefill_k": k[:, :7],
+        "prefill_v": v[:, :7],
+        "prefill_y": y[:, :7],
+        "decode_k": kd,
+        "decode_v": vd,
+        "decode_y": yd,
+    }
 
 
 def test_every_kernel_family_matches_generic_and_transformers(model_dir):
