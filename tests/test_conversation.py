@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-pytest.importorskip("transformers")
+import transformers  # noqa: F401
 
 from helpers.tiny_models import TinyConfig, make_model, save_model  # noqa: E402
 from helpers.tiny_tokenizer import write_tiny_tokenizer  # noqa: E402

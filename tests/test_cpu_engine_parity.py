@@ -7,8 +7,8 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("transformers")
+import torch
+import transformers  # noqa: F401
 
 from helpers.contract import blocked, decode_feed, prefill_feed  # noqa: E402
 from helpers.tiny_models import TinyConfig, layer_reference, make_model, post_reference, save_model  # noqa: E402

@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from helpers.prerequisites import require_or_skip, required
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "cross_test_aarch64.sh"
@@ -24,16 +25,6 @@ UNAVAILABLE = 77  # the script's status for "toolchain or qemu missing and not i
 TIMEOUT_S = 1800
 
 
-def _required() -> bool:
-    return os.environ.get("AXLLM_REQUIRE_REAL_MODELS") == "1"
-
-
-def _skip_or_fail(reason: str) -> None:
-    if _required():
-        pytest.fail(f"required test could not run: {reason}")
-    pytest.skip(reason)
-
-
 def _installable() -> bool:
     if shutil.which("apt-get") is None:
         return False
@@ -41,14 +32,14 @@ def _installable() -> bool:
 
 
 def test_cpp_units_under_qemu_aarch64(tmp_path_factory):
-    if os.environ.get("AXLLM_SKIP_CROSS") == "1" and not _required():
+    if os.environ.get("AXLLM_SKIP_CROSS") == "1" and not required():
         pytest.skip("AXLLM_SKIP_CROSS=1")
-    if shutil.which("bash") is None or shutil.which("cmake") is None or shutil.which("ctest") is None:
-        _skip_or_fail("bash, cmake or ctest not on PATH")
+    missing = [tool for tool in ("bash", "cmake", "ctest") if shutil.which(tool) is None]
+    assert not missing, f"test dependencies not on PATH: {', '.join(missing)}"
     have = shutil.which("aarch64-linux-gnu-g++") and shutil.which("qemu-aarch64-static")
     if not have and not _installable():
-        _skip_or_fail("aarch64 cross compiler / qemu-aarch64-static missing and no apt-get (as root) "
-                      "to install g++-aarch64-linux-gnu qemu-user-static")
+        require_or_skip("aarch64 cross compiler / qemu-aarch64-static missing and no apt-get (as root) "
+                        "to install g++-aarch64-linux-gnu qemu-user-static")
 
     env = dict(os.environ)
     env.setdefault("AXLLM_CROSS_BUILD_DIR", str(tmp_path_factory.mktemp("aarch64")))
@@ -63,7 +54,7 @@ def test_cpp_units_under_qemu_aarch64(tmp_path_factory):
         pytest.fail(f"cross test did not finish in {TIMEOUT_S} s:\n{out[-4000:]}")
     tail = r.stdout[-6000:] + "\n--- stderr ---\n" + r.stderr[-4000:]
     if r.returncode == UNAVAILABLE:
-        _skip_or_fail("cannot install the aarch64 cross toolchain / qemu: " + r.stderr.strip()[-500:])
+        require_or_skip("cannot install the aarch64 cross toolchain / qemu: " + r.stderr.strip()[-500:])
     print(r.stdout[-3000:])
     assert r.returncode == 0, tail
     assert "100% tests passed" in r.stdout, tail

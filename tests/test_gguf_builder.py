@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-gguf = pytest.importorskip("gguf")
-pytest.importorskip("transformers")
+import torch
+import gguf
+import transformers  # noqa: F401
 
 from helpers.gguf_files import save_gguf  # noqa: E402
 from helpers.tiny_models import TinyConfig, make_model, save_model  # noqa: E402

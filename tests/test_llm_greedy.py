@@ -9,8 +9,8 @@ import json
 
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("transformers")
+import torch
+import transformers  # noqa: F401
 
 from helpers.tiny_models import TinyConfig, make_model, save_model  # noqa: E402
 from helpers.tiny_tokenizer import write_tiny_tokenizer  # noqa: E402

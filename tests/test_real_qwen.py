@@ -8,8 +8,8 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("transformers")
+import torch
+import transformers  # noqa: F401
 
 from helpers.contract import decode_feed, prefill_feed  # noqa: E402
 from helpers.tiny_models import layer_reference, post_reference  # noqa: E402

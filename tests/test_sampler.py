@@ -13,8 +13,8 @@ import itertools
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("transformers")
+import torch
+import transformers  # noqa: F401
 
 from transformers.generation.logits_process import (  # noqa: E402
     MinPLogitsWarper,

@@ -27,12 +27,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("transformers")
-openai = pytest.importorskip("openai")
-httpx = pytest.importorskip("httpx")
-uvicorn = pytest.importorskip("uvicorn")
-pytest.importorskip("starlette")
+import torch  # noqa: F401
+import transformers  # noqa: F401
+import openai
+import httpx
+import uvicorn
+import starlette  # noqa: F401
 
 from helpers.tiny_models import TinyConfig, make_model, save_model  # noqa: E402
 from helpers.tiny_tokenizer import write_tiny_tokenizer  # noqa: E402

@@ -12,7 +12,7 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-pytest.importorskip("transformers")
+import transformers  # noqa: F401
 
 from helpers.contract import prefill_feed  # noqa: E402
 from helpers.tiny_models import TinyConfig, make_model, save_model  # noqa: E402

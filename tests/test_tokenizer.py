@@ -18,7 +18,7 @@ from tokenizers import Tokenizer as Backend
 from axllm.errors import ModelLoadError
 from axllm.tokenizer import Detokenizer, Tokenizer
 
-transformers = pytest.importorskip("transformers")
+import transformers
 
 QWEN = "qwen2.5-coder-0.5b-instruct-q4_k_m"
 SMOLLM = "smollm2-135m-instruct-q4_1"

@@ -23,7 +23,7 @@ from axllm.session import InferenceSession, NodeArg
 if TYPE_CHECKING:
     from axllm.llm import LLM
 
-__version__ = "0.1.0"
+from axllm._version import __version__
 
 __all__ = [
     "LLM",

@@ -1,21 +1,24 @@
 #pragma once
 // Minimal assertions for the C++ unit tests: failures are counted and reported, and main()
-// returns non-zero when any check failed.
+// returns non-zero when any check failed. CHECK and CHECK_NEAR may run on any thread (thread-pool
+// workers included): the counters are atomic, and each failure is one printf call.
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 
 namespace axllm_test {
-inline int& failures() {
-  static int n = 0;
+inline std::atomic<int>& failures() {
+  static std::atomic<int> n{0};
   return n;
 }
-inline int& checks() {
-  static int n = 0;
+inline std::atomic<int>& checks() {
+  static std::atomic<int> n{0};
   return n;
 }
 inline int finish(const char* name) {
-  std::printf("%s: %d checks, %d failed\n", name, checks(), failures());
-  return failures() == 0 ? 0 : 1;
+  const int failed = failures().load();
+  std::printf("%s: %d checks, %d failed\n", name, checks().load(), failed);
+  return failed == 0 ? 0 : 1;
 }
 }  // namespace axllm_test
 
