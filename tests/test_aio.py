@@ -38,7 +38,7 @@ def llm(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def slow_llm(tmp_path_factory):
-    """A model whose generations take well over 100 ms on the CPU engine."""
+    """A model whose generations take well over 100 ms on the host engine."""
     cfg = TinyConfig("llama", hidden_size=512, num_heads=8, num_kv_heads=2, head_dim=64,
                      intermediate_size=2048, num_layers=4, vocab_size=300, seed=5)
     hf = save_model(make_model(cfg), tmp_path_factory.mktemp("aioslow") / "hf")

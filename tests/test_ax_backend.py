@@ -1,6 +1,6 @@
 """The native AX backend through the test-only stand-ins of libax_sys.so and libax_engine.so
-(same symbols and struct layouts; each .axmodel runs on the CPU engine; every call goes to a
-ledger): greedy generation equals the CPU backend token for token, CMM is freed exactly once at
+(same symbols and struct layouts; each .axmodel runs on the host engine; every call goes to a
+ledger): greedy generation equals the host backend token for token, CMM is freed exactly once at
 close, at exit and on SIGTERM or SIGINT, inputs are flushed before and outputs invalidated after every run,
 nothing is allocated per token, and missing libraries, missing symbols and failing vendor calls
 raise typed errors naming them. Each scenario runs in its own process (the vendor libraries are
@@ -55,10 +55,10 @@ print(json.dumps({{"ids": out.token_ids, "backend": llm.backend}}))
 """
 
 
-def test_greedy_through_ax_equals_cpu(models, cpp_build, tmp_path):
+def test_greedy_through_ax_equals_host(models, cpp_build, tmp_path):
     host, npu = models
     ledger = tmp_path / "ledger.txt"
-    cpu = run_py(greedy_code(host, "cpu"), {})
+    cpu = run_py(greedy_code(host, "host"), {})
     ax = run_py(greedy_code(npu, "auto"), {"AXLLM_AX_LIB_DIR": str(cpp_build / "standin"),
                                            "AXLLM_STANDIN_LEDGER": str(ledger)})
     assert cpu.returncode == 0, cpu.stderr
@@ -225,7 +225,7 @@ def test_inference_session_on_axmodel(models, cpp_build):
 def test_inspect_on_both_backends(models, cpp_build):
     host, npu = models
     env = {"AXLLM_AX_LIB_DIR": str(cpp_build / "standin")}
-    for d, backend in ((host, "cpu"), (npu, "ax")):
+    for d, backend in ((host, "host"), (npu, "ax")):
         r = subprocess.run([sys.executable, "-m", "axllm.inspect", str(d)], capture_output=True, text=True,
                            env={**os.environ, **env}, timeout=120)
         assert r.returncode == 0, r.stderr

@@ -1,6 +1,6 @@
 """The AXCL backend through the test-only stand-in of libaxcl_rt.so (same symbols; emulated cards
 whose device memory is host memory tagged with its card; contexts bound per thread; each
-.axmodel runs on the CPU engine; every call goes to a ledger with its thread and whether that
+.axmodel runs on the host engine; every call goes to a ledger with its thread and whether that
 thread held a context for the right card): greedy generation on 1 and 2 cards equals the CPU
 backend token for token; device memory is freed exactly once at close, at exit and on SIGTERM or SIGINT; no
 AXCL call comes from a thread without its card's context; K/V rows never cross the host during
@@ -72,10 +72,10 @@ print(json.dumps({{"ids": out.token_ids, "backend": llm.backend, "geometry": llm
 
 
 @pytest.mark.parametrize("cards", [1, 2])
-def test_greedy_through_axcl_equals_cpu(models, cpp_build, tmp_path, cards):
+def test_greedy_through_axcl_equals_host(models, cpp_build, tmp_path, cards):
     host, npu = models
     ledger = tmp_path / "ledger.txt"
-    cpu = run_py(greedy_code(host, "cpu"), {})
+    cpu = run_py(greedy_code(host, "host"), {})
     if cards == 1:  # "auto" picks AXCL when the library loads and lists a card; AXLLM_DEVICES picks it
         r = run_py(greedy_code(npu, "auto"), axcl_env(cpp_build, ledger, AXLLM_DEVICES="1"))
     else:

@@ -19,7 +19,7 @@ import axllm  # noqa: E402
 from axllm.build import BuildOptions, build  # noqa: E402
 from axllm.build.host_model_writer import read_host_model, write_host_model  # noqa: E402
 
-LAYER0 = "qwen2_p8_l0_together.cpumodel"
+LAYER0 = "qwen2_p8_l0_together.hostmodel"
 
 
 @pytest.fixture(scope="module")
@@ -44,17 +44,17 @@ def good_decode_feed(sess):
 
 
 def test_missing_model_file(tmp_path):
-    with pytest.raises(axllm.ModelLoadError, match="nothere.cpumodel.*cannot open"):
-        axllm.InferenceSession(tmp_path / "nothere.cpumodel")
+    with pytest.raises(axllm.ModelLoadError, match="nothere.hostmodel.*cannot open"):
+        axllm.InferenceSession(tmp_path / "nothere.hostmodel")
 
 
 def test_empty_and_foreign_files(tmp_path):
-    (tmp_path / "empty.cpumodel").write_bytes(b"")
-    with pytest.raises(axllm.ModelLoadError, match="empty.cpumodel.*empty"):
-        axllm.InferenceSession(tmp_path / "empty.cpumodel")
-    (tmp_path / "x.cpumodel").write_bytes(b"\x7fELF" + bytes(100))
-    with pytest.raises(axllm.ModelLoadError, match="x.cpumodel.*bad magic"):
-        axllm.InferenceSession(tmp_path / "x.cpumodel")
+    (tmp_path / "empty.hostmodel").write_bytes(b"")
+    with pytest.raises(axllm.ModelLoadError, match="empty.hostmodel.*empty"):
+        axllm.InferenceSession(tmp_path / "empty.hostmodel")
+    (tmp_path / "x.hostmodel").write_bytes(b"\x7fELF" + bytes(100))
+    with pytest.raises(axllm.ModelLoadError, match="x.hostmodel.*bad magic"):
+        axllm.InferenceSession(tmp_path / "x.hostmodel")
 
 
 def test_directory_is_not_a_model(tmp_path):
@@ -65,42 +65,42 @@ def test_directory_is_not_a_model(tmp_path):
 @pytest.mark.parametrize("keep", [0.2, 0.6, 0.999])
 def test_truncated_model_file(built, tmp_path, keep):
     data = (built / LAYER0).read_bytes()
-    cut = tmp_path / "cut.cpumodel"
+    cut = tmp_path / "cut.hostmodel"
     cut.write_bytes(data[: int(len(data) * keep)])
-    with pytest.raises(axllm.ModelLoadError, match=r"cut.cpumodel: truncated: tensor '[\w.]+'"):
+    with pytest.raises(axllm.ModelLoadError, match=r"cut.hostmodel: truncated: tensor '[\w.]+'"):
         axllm.InferenceSession(cut)
 
 
 def test_truncated_header(built, tmp_path):
-    cut = tmp_path / "head.cpumodel"
+    cut = tmp_path / "head.hostmodel"
     cut.write_bytes((built / LAYER0).read_bytes()[:100])
-    with pytest.raises(axllm.ModelLoadError, match="head.cpumodel: truncated or malformed header"):
+    with pytest.raises(axllm.ModelLoadError, match="head.hostmodel: truncated or malformed header"):
         axllm.InferenceSession(cut)
 
 
 def _rewrite(src, dst, *, drop=None, header_update=None):
     header, tensors = read_host_model(src)
-    head = {k: (v[0] if len(v) == 1 else v) for k, v in header.items() if k != "axllm-cpumodel"}
+    head = {k: (v[0] if len(v) == 1 else v) for k, v in header.items() if k != "axllm-hostmodel"}
     head.update(header_update or {})
     write_host_model(dst, head, [(k, np.array(v)) for k, v in tensors.items() if k != drop])
     return dst
 
 
 def test_missing_tensor(built, tmp_path):
-    bad = _rewrite(built / LAYER0, tmp_path / "m.cpumodel", drop="mlp.up_proj.weight")
-    with pytest.raises(axllm.ModelLoadError, match="m.cpumodel: missing tensor 'mlp.up_proj.weight'"):
+    bad = _rewrite(built / LAYER0, tmp_path / "m.hostmodel", drop="mlp.up_proj.weight")
+    with pytest.raises(axllm.ModelLoadError, match="m.hostmodel: missing tensor 'mlp.up_proj.weight'"):
         axllm.InferenceSession(bad)
 
 
 def test_tensor_shape_disagrees_with_header(built, tmp_path):
-    bad = _rewrite(built / LAYER0, tmp_path / "s.cpumodel", header_update={"intermediate_size": 97})
+    bad = _rewrite(built / LAYER0, tmp_path / "s.hostmodel", header_update={"intermediate_size": 97})
     with pytest.raises(axllm.ModelLoadError, match="tensor 'mlp.gate_proj.weight' has shape"):
         axllm.InferenceSession(bad)
 
 
 def test_unknown_architecture_in_model_file(built, tmp_path):
-    bad = _rewrite(built / LAYER0, tmp_path / "a.cpumodel", header_update={"arch": "mamba"})
-    with pytest.raises(axllm.UnsupportedModelError, match="a.cpumodel: architecture 'mamba'"):
+    bad = _rewrite(built / LAYER0, tmp_path / "a.hostmodel", header_update={"arch": "mamba"})
+    with pytest.raises(axllm.UnsupportedModelError, match="a.hostmodel: architecture 'mamba'"):
         axllm.InferenceSession(bad)
 
 
@@ -219,7 +219,7 @@ def test_out_of_range_group(sess, group):
 
 def test_native_session_checks_groups_too(built):
     """The C++ core validates on its own; the Python checks are not the only guard."""
-    raw = axllm._core.Session(str(built / LAYER0))
+    raw = axllm._core.InferenceSession(str(built / LAYER0))
     with pytest.raises(ValueError, match="shape_group=7 is out of range"):
         raw.run(7, [], [])
     with pytest.raises(ValueError, match="missing input"):
@@ -229,7 +229,7 @@ def test_native_session_checks_groups_too(built):
 def test_backend_that_does_not_exist(built):
     with pytest.raises(ValueError, match="no usable provider"):
         axllm.InferenceSession(built / LAYER0, providers=["TensorrtExecutionProvider"])
-    with pytest.raises(axllm.ModelLoadError, match="run on the cpu backend, not on ax"):
+    with pytest.raises(axllm.ModelLoadError, match="run on the host engine"):
         axllm.InferenceSession(built / LAYER0, providers=["AxEngineExecutionProvider"])
 
 
@@ -244,7 +244,7 @@ def test_corrupted_headers_never_crash(built, tmp_path):
         for _ in range(rng.integers(1, 4)):
             pos = int(rng.integers(0, head_len))
             mutated[pos] = int(rng.choice(list(b"0123456789 ,-x\n")))
-        p = tmp_path / f"f{trial}.cpumodel"
+        p = tmp_path / f"f{trial}.hostmodel"
         p.write_bytes(mutated)
         try:
             axllm.InferenceSession(p)

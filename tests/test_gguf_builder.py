@@ -121,8 +121,8 @@ def test_gguf_equals_safetensors(tmp_path, cfg, quant):
                         hidden_state_type="bf16", weight_type="fp32")
     a = build(tmp_path / "m.gguf", tmp_path / "from_gguf", opts)
     b = build(tmp_path / "hf", tmp_path / "from_hf", opts)
-    files = sorted(p.name for p in b.glob("*.cpumodel"))
-    assert files == sorted(p.name for p in a.glob("*.cpumodel"))
+    files = sorted(p.name for p in b.glob("*.hostmodel"))
+    assert files == sorted(p.name for p in a.glob("*.hostmodel"))
     assert len(files) == cfg.num_layers + 1
     for name in files:
         ha, ta = read_host_model(a / name)

@@ -166,8 +166,8 @@ def _copy(built, tmp_path):
 
 def test_missing_layer(built, tmp_path):
     d = _copy(built, tmp_path)
-    (d / "qwen2_p8_l1_together.cpumodel").unlink()
-    with pytest.raises(axllm.ModelLoadError, match="qwen2_p8_l1_together.cpumodel: layer model file not found"):
+    (d / "qwen2_p8_l1_together.hostmodel").unlink()
+    with pytest.raises(axllm.ModelLoadError, match="qwen2_p8_l1_together.hostmodel: layer model file not found"):
         axllm.LLM(d)
 
 
@@ -220,7 +220,7 @@ def test_axera_model_package_layout(built, tmp_path, llm):
     models.mkdir(parents=True)
     tok.mkdir()
     for f in built.iterdir():
-        if f.suffix == ".cpumodel" or f.name.endswith(".bin"):
+        if f.suffix == ".hostmodel" or f.name.endswith(".bin"):
             shutil.copy(f, models / f.name)
         elif f.name.startswith(("tokenizer", "generation")):
             shutil.copy(f, tok / f.name)
@@ -233,20 +233,20 @@ def test_axera_model_package_layout(built, tmp_path, llm):
     want = llm.generate("pkg", max_new_tokens=12, temperature=0).token_ids
     assert lm.generate("pkg", max_new_tokens=12).token_ids == want, "post_config top_k=1 is greedy"
     (pkg / "config.json").write_text(json.dumps({
-        "template_filename_axmodel": "qwen-tiny-ax650/qwen2_p8_l%d_together.cpumodel", "axmodel_num": 2,
-        "filename_post_axmodel": "qwen-tiny-ax650/qwen2_post.cpumodel",
+        "template_filename_axmodel": "qwen-tiny-ax650/qwen2_p8_l%d_together.hostmodel", "axmodel_num": 2,
+        "filename_post_axmodel": "qwen-tiny-ax650/qwen2_post.hostmodel",
         "filename_tokens_embed": "qwen-tiny-ax650/model.embed_tokens.weight.bfloat16.bin",
         "tokens_embed_num": 300, "tokens_embed_size": 64}))
-    assert axllm.LLM(pkg).files["layers"][1].endswith("qwen-tiny-ax650/qwen2_p8_l1_together.cpumodel")
+    assert axllm.LLM(pkg).files["layers"][1].endswith("qwen-tiny-ax650/qwen2_p8_l1_together.hostmodel")
     (pkg / "config.json").write_text(json.dumps({"axmodel_num": 3}))
-    with pytest.raises(axllm.ModelLoadError, match="qwen2_p8_l2_together.cpumodel: layer model file not found"):
+    with pytest.raises(axllm.ModelLoadError, match="qwen2_p8_l2_together.hostmodel: layer model file not found"):
         axllm.LLM(pkg)
 
 
 def test_axmodel_files_need_an_npu_backend(built, tmp_path):
     d = _copy(built, tmp_path)
     (d / "config.json").unlink()
-    for f in list(d.glob("*.cpumodel")):
+    for f in list(d.glob("*.hostmodel")):
         f.rename(f.with_suffix(".axmodel"))
     with pytest.raises(axllm.ModelLoadError, match="need an AXERA NPU backend"):
         axllm.LLM(d)

@@ -52,7 +52,7 @@ def qwen(qwen_build, qwen_hf):
 
 
 def _sess(out, i):
-    return axllm.InferenceSession(out / f"qwen2_p{P}_l{i}_together.cpumodel")
+    return axllm.InferenceSession(out / f"qwen2_p{P}_l{i}_together.hostmodel")
 
 
 def _r(a):
@@ -104,7 +104,7 @@ def test_every_layer_prefill_and_decode(qwen):
 
 def test_post_model_logits(qwen):
     model, out, ids, ref = qwen
-    post = axllm.InferenceSession(out / "qwen2_post.cpumodel")
+    post = axllm.InferenceSession(out / "qwen2_post.hostmodel")
     last = ref.outputs[-1][-1]
     (logits,) = post.run(None, {"input": last.reshape(1, 1, -1).astype(BF16)})
     want = post_reference(model, _r(last)[None])[0]

@@ -51,7 +51,7 @@ def test_config_from_gguf(smol):
 @pytest.mark.parametrize("layer", [0, 1, 14, 29])
 def test_layers_match_transformers(smol, layer):
     model, out, ids, ref = smol
-    sess = axllm.InferenceSession(out / f"llama_p{P}_l{layer}_together.cpumodel")
+    sess = axllm.InferenceSession(out / f"llama_p{P}_l{layer}_together.hostmodel")
     rng = np.random.default_rng(layer)
     n = len(ids) - 1
     feed = prefill_feed(sess, 1, ref.inputs[layer][:n], ref.keys[layer], ref.values[layer], 0,
@@ -67,7 +67,7 @@ def test_layers_match_transformers(smol, layer):
 
 def test_post_and_greedy_token(smol):
     model, out, ids, ref = smol
-    post = axllm.InferenceSession(out / "llama_post.cpumodel")
+    post = axllm.InferenceSession(out / "llama_post.hostmodel")
     last = ref.outputs[-1][-1]
     (logits,) = post.run(None, {"input": last.reshape(1, 1, -1).astype(np.float32)})
     want = post_reference(model, last[None])[0]

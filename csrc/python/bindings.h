@@ -9,7 +9,7 @@ namespace axllm::python {
 
 void register_errors(pybind11::module_& m);
 void register_log(pybind11::module_& m);
-void register_session(pybind11::module_& m);
+void register_inference_session(pybind11::module_& m);
 void register_sampler(pybind11::module_& m);
 void register_generation_config(pybind11::module_& m);
 void register_llm(pybind11::module_& m);

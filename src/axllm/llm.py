@@ -36,13 +36,13 @@ PrefillProgress = Callable[[int, int], None]
 class LLM:
     """A pulsar2-shaped model directory, loaded for generation.
 
-    ``model`` is a pulsar2 build directory (``<type>_p<P>_l<i>_together.axmodel`` or ``.cpumodel``
+    ``model`` is a pulsar2 build directory (``<type>_p<P>_l<i>_together.axmodel`` or ``.hostmodel``
     files, ``<type>_post.*``, the bf16 embedding table, tokenizer files) or a model package as
     AXERA publishes them (an axmodel subdirectory, a tokenizer subdirectory, ``post_config.json``,
     optionally ax-llm's ``config.json``). ``overrides`` mirror ax-llm's flags
     (``template_filename_axmodel``, ``axmodel_num``, ``filename_post_axmodel``,
     ``filename_tokens_embed``, ``tokens_embed_num``, ``tokens_embed_size``). ``backend`` is
-    ``"auto"``, ``"cpu"``, ``"ax"`` (native board) or ``"axcl"`` (PCIe/M.2 cards); ``devices``
+    ``"auto"``, ``"host"`` (the host engine), ``"ax"`` (native board) or ``"axcl"`` (PCIe/M.2 cards); ``devices``
     lists the AXCL cards to split the layers over (default ``$AXLLM_DEVICES``, else card 0).
 
     Sampling defaults come from ``post_config.json`` (AXERA's semantics, ``mode="vendor"``) when
@@ -114,7 +114,7 @@ class LLM:
 
     @property
     def backend(self) -> str:
-        """The engine running the model: ``"cpu"`` (the host engine), ``"ax"`` or ``"axcl"``."""
+        """The engine running the model: ``"host"`` (the host engine), ``"ax"`` or ``"axcl"``."""
         return str(self._core.backend)
 
     @property

@@ -1,6 +1,6 @@
 // Stand-in libax_engine.so: an ".axmodel" here is a small text file naming a host-built
-// .cpumodel ("axllm-standin-axmodel\n<absolute path>\n"); its groups, tensors and runs are the
-// CPU engine's, presented through the vendor structs.
+// .hostmodel ("axllm-standin-axmodel\n<absolute path>\n"); its groups, tensors and runs are the
+// host engine's, presented through the vendor structs.
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "ax_engine_abi.h"
-#include "axllm/engine.h"
+#include "axllm/backend.h"
 #include "ledger.h"
 
 namespace {
@@ -73,7 +73,7 @@ __attribute__((visibility("default"))) AX_S32 AX_ENGINE_CreateHandle(AX_ENGINE_H
   auto h = std::make_unique<Handle>();
   h->path = path;
   try {
-    auto backend = axllm::cpu_backend();
+    auto backend = axllm::host_backend();
     h->model = backend->load_model(path, 0);
     for (size_t g = 0; g < h->model->groups().size(); ++g) {
       const auto& spec = h->model->groups()[g];

@@ -1,7 +1,7 @@
 // Stand-in libaxcl_rt.so. Cards are emulated: "device memory" is host memory tagged with its
 // card, and a device call is refused (and ledgered ctx=none / ctx=wrong) unless the calling
 // thread holds a current context for that card. An ".axmodel" is the same small text file as for
-// the native stand-in ("axllm-standin-axmodel\n<path of a .cpumodel>\n"), run by the CPU engine.
+// the native stand-in ("axllm-standin-axmodel\n<path of a .hostmodel>\n"), run by the host engine.
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "axcl_rt_abi.h"
-#include "axllm/engine.h"
+#include "axllm/backend.h"
 #include "ledger.h"
 
 namespace {
@@ -142,7 +142,7 @@ axclError load(const std::string& text, uint64_t* model_id, const std::string& o
   m->device = current_device();
   m->path = path;
   try {
-    auto backend = axllm::cpu_backend();
+    auto backend = axllm::host_backend();
     m->model = backend->load_model(path, 0);
     for (size_t g = 0; g < m->model->groups().size(); ++g) {
       const auto& spec = m->model->groups()[g];

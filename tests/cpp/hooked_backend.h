@@ -1,8 +1,8 @@
 #pragma once
-// The CPU backend with test hooks: a callback after the k-th layer run (counting runs of every
+// The host backend with test hooks: a callback after the k-th layer run (counting runs of every
 // layer model, not of the post model), and any number of placements (as if the backend drove
 // several AXCL cards) with a record of the placement each model was loaded in, so runtime paths
-// the CPU engine alone never takes run here.
+// the host engine alone never takes run here.
 #include <functional>
 #include <memory>
 #include <string>
@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "axllm/backends.h"
-#include "axllm/engine.h"
+#include "axllm/backend.h"
 
 namespace axllm_test {
 
@@ -46,11 +46,11 @@ class HookedModel : public axllm::Model {
   bool count_runs_;
 };
 
-// Every placement is the one CPU engine: buffers are shared whatever the placement, so a split
+// Every placement is the one host engine: buffers are shared whatever the placement, so a split
 // must change nothing in what is computed.
 class HookedBackend : public axllm::Backend {
  public:
-  explicit HookedBackend(Hooks* hooks) : inner_(axllm::cpu_backend()), hooks_(hooks) {}
+  explicit HookedBackend(Hooks* hooks) : inner_(axllm::host_backend()), hooks_(hooks) {}
   std::string name() const override { return inner_->name(); }
   int num_placements() const override { return hooks_->placements; }
   std::unique_ptr<axllm::Model> load_model(const std::string& path, int placement) override {

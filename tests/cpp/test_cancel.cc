@@ -1,5 +1,5 @@
 // Cancel at every point of a prefill and of a decode, deterministically: a backend wrapping the
-// CPU engine calls Llm::stop() right after its k-th layer run, for every k. Each cancelled
+// host engine calls Llm::stop() right after its k-th layer run, for every k. Each cancelled
 // generation must finish "cancelled" with the KV holding exactly the chunks or steps that
 // completed, and the next full generation must equal one from a fresh model.
 #include <algorithm>

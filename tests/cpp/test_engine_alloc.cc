@@ -1,4 +1,4 @@
-// The CPU engine without Python: a layer file written here loads through the Backend interface,
+// The host engine without Python: a layer file written here loads through the Backend interface,
 // runs every group, and allocates no heap memory in Model::run once each group has run once.
 #include <atomic>
 #include <cstdio>
@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "axllm/engine.h"
+#include "axllm/backend.h"
 #include "axllm/errors.h"
 #include "check.h"
 #include "tiny_model_files.h"
@@ -25,9 +25,9 @@ void operator delete(void* p, size_t) noexcept { std::free(p); }
 
 
 int main() {
-  const std::string path = "test_engine_alloc_layer.cpumodel";
+  const std::string path = "test_engine_alloc_layer.hostmodel";
   axllm_test::write_layer(path);
-  auto backend = axllm::cpu_backend();
+  auto backend = axllm::host_backend();
   auto model = backend->load_model(path, 0);
   CHECK(model->groups().size() == 4);
   std::vector<std::shared_ptr<axllm::Buffer>> keep;
@@ -63,9 +63,9 @@ int main() {
   CHECK(threw);
   threw = false;
   try {
-    backend->load_model("does-not-exist.cpumodel", 0);
+    backend->load_model("does-not-exist.hostmodel", 0);
   } catch (const axllm::ModelLoadError& e) {
-    threw = std::string(e.what()).find("does-not-exist.cpumodel") != std::string::npos;
+    threw = std::string(e.what()).find("does-not-exist.hostmodel") != std::string::npos;
   }
   CHECK(threw);
   std::remove(path.c_str());

@@ -6,7 +6,7 @@
 
 #include "axllm/dtype.h"
 #include "check.h"
-#include "cpu/kernels.h"
+#include "host/kernels.h"
 #include "util/thread_pool.h"
 
 using namespace axllm;

@@ -1,7 +1,7 @@
 // The runtime decides where each model runs: layer_placement splits the layers over a backend's
 // placements in contiguous blocks (the first L % n placements one layer more), the post model goes
 // with the last layer, and each block gets its own hidden, mask and index buffers with the hidden
-// rows crossing at each boundary. On the CPU engine, with a hooked backend reporting 1..5
+// rows crossing at each boundary. On the host engine, with a hooked backend reporting 1..5
 // placements for four layers, every split must load each model where the rule says and generate
 // exactly what one placement does, through chunked prefill with history groups, decode, and a
 // second call reusing the cache.
@@ -65,8 +65,8 @@ int main() {
 
   const fs::path dir = axllm_test::write_model_dir("axllm_placement", 4);
   const axllm::ModelFiles files = axllm::discover_model_files(dir.string());
-  CHECK(throws_out_of_range([&] { axllm::cpu_backend()->load_model(files.post, 1); }));
-  CHECK(throws_out_of_range([&] { axllm::cpu_backend()->load_model(files.post, -1); }));
+  CHECK(throws_out_of_range([&] { axllm::host_backend()->load_model(files.post, 1); }));
+  CHECK(throws_out_of_range([&] { axllm::host_backend()->load_model(files.post, -1); }));
 
   const std::vector<int32_t> first = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};  // two prefill chunks (P = 8)
   std::vector<int32_t> want_first, want_second;
@@ -77,8 +77,8 @@ int main() {
 
     const std::vector<int> want = layer_placement(4, n);
     std::vector<std::pair<std::string, int>> expected;
-    for (int l = 0; l < 4; ++l) expected.emplace_back("llama_p8_l" + std::to_string(l) + "_together.cpumodel", want[l]);
-    expected.emplace_back("llama_post.cpumodel", want.back());
+    for (int l = 0; l < 4; ++l) expected.emplace_back("llama_p8_l" + std::to_string(l) + "_together.hostmodel", want[l]);
+    expected.emplace_back("llama_post.hostmodel", want.back());
     CHECK(hooks.loads == expected);
     if (hooks.loads != expected) {
       for (const auto& [file, p] : hooks.loads) std::printf("  %d placements: %s -> %d\n", n, file.c_str(), p);

@@ -1,5 +1,5 @@
 // The LLM runtime without Python: a tiny model directory written here loads through discovery,
-// generates through the CPU engine, and a decode step allocates no heap memory.
+// generates through the host engine, and a decode step allocates no heap memory.
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>

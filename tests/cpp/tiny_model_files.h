@@ -1,6 +1,6 @@
 #pragma once
-// Writes tiny software-NPU model files for the C++ tests (the .cpumodel format of
-// csrc/src/cpu/host_model_file.h): a decoder layer, a post model and a bf16 embedding table.
+// Writes tiny software-NPU model files for the C++ tests (the .hostmodel format of
+// csrc/src/host/host_model_file.h): a decoder layer, a post model and a bf16 embedding table.
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -21,9 +21,9 @@ struct TensorData {
   std::vector<float> values;
 };
 
-inline void write_cpumodel(const std::string& path, const std::string& header,
+inline void write_hostmodel(const std::string& path, const std::string& header,
                            const std::vector<TensorData>& tensors) {
-  std::string head = "axllm-cpumodel 1\n" + header;
+  std::string head = "axllm-hostmodel 1\n" + header;
   size_t offset = 0;
   for (const auto& t : tensors) {
     std::string shape;
@@ -60,7 +60,7 @@ inline TensorData random_tensor(std::mt19937& rng, const std::string& name, std:
 // A llama-style layer with fp32 IO and weights, P=8, C=24, history groups 8 and 16.
 inline void write_layer(const std::string& path, unsigned seed = 3) {
   std::mt19937 rng(seed);
-  write_cpumodel(path,
+  write_hostmodel(path,
                  "kind layer\narch llama\nlayer_index 0\nhidden_size 32\nrms_norm_eps 1e-06\n"
                  "io_dtype fp32\nweight_dtype fp32\nnum_heads 4\nnum_kv_heads 2\nhead_dim 8\n"
                  "intermediate_size 48\nattention_scaling 1.0\nprefill_len 8\nkv_cache_len 24\n"
@@ -79,7 +79,7 @@ inline void write_layer(const std::string& path, unsigned seed = 3) {
 
 inline void write_post(const std::string& path) {
   std::mt19937 rng(7);
-  write_cpumodel(path,
+  write_hostmodel(path,
                  "kind post\narch llama\nhidden_size 32\nrms_norm_eps 1e-06\nio_dtype fp32\n"
                  "weight_dtype fp32\nvocab_size 40\n",
                  {random_tensor(rng, "norm.weight", {H}), random_tensor(rng, "lm_head.weight", {V, H})});
@@ -106,10 +106,10 @@ inline std::filesystem::path write_model_dir(const std::string& name, int layers
   const fs::path dir = fs::temp_directory_path() / (name + "_" + std::to_string(::getpid()));
   fs::create_directories(dir);
   for (int l = 0; l < layers; ++l) {
-    write_layer((dir / ("llama_p8_l" + std::to_string(l) + "_together.cpumodel")).string(),
+    write_layer((dir / ("llama_p8_l" + std::to_string(l) + "_together.hostmodel")).string(),
                 static_cast<unsigned>(3 + l));
   }
-  write_post((dir / "llama_post.cpumodel").string());
+  write_post((dir / "llama_post.hostmodel").string());
   write_embeddings((dir / "model.embed_tokens.weight.bfloat16.bin").string());
   return dir;
 }

@@ -1,5 +1,5 @@
 """Tiny models as host builds and as ".axmodel" files for the vendor-library stand-ins
-(tests/ax_standin, tests/axcl_standin): each .axmodel is a text file naming its .cpumodel."""
+(tests/ax_standin, tests/axcl_standin): each .axmodel is a text file naming its .hostmodel."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def host_and_npu_models(root: Path, cfg: TinyConfig) -> tuple[Path, Path]:
     npu = root / "npu"
     npu.mkdir()
     for f in host.iterdir():
-        if f.suffix == ".cpumodel":
+        if f.suffix == ".hostmodel":
             (npu / f.with_suffix(".axmodel").name).write_text(f"axllm-standin-axmodel\n{f.resolve()}\n")
         elif f.name != "config.json":
             shutil.copy(f, npu / f.name)
@@ -47,7 +47,7 @@ def session_parity_code(host: Path, npu: Path) -> str:
     return f"""
 import numpy as np, axllm
 s = axllm.InferenceSession({str(npu / 'llama_p8_l0_together.axmodel')!r})
-c = axllm.InferenceSession({str(host / 'llama_p8_l0_together.cpumodel')!r})
+c = axllm.InferenceSession({str(host / 'llama_p8_l0_together.hostmodel')!r})
 assert s.num_groups == c.num_groups == 4
 feed = {{i.name: np.ones(i.shape, i.dtype) for i in s.get_inputs(1)}}
 a = s.run(None, feed, shape_group=1)

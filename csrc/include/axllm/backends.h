@@ -6,15 +6,15 @@
 #include <string>
 #include <vector>
 
-#include "axllm/engine.h"
+#include "axllm/backend.h"
 
 namespace axllm {
 
 // The backend `name` for files like `model_file` (its extension picks the format; the file is
-// named in messages, not opened). "auto" picks by the extension: .cpumodel -> the CPU engine
-// (software NPU); .axmodel -> AXCL when libaxcl_rt loads and lists a card, else the native AX
-// engine ("axcl" and "ax" force one of them). "cpu" forces the CPU engine; "cpu-nocompute" is
-// the CPU engine with runs that do no arithmetic (for measuring runtime overhead).
+// named in messages, not opened). "auto" picks by the extension: .hostmodel -> the host engine
+// (host engine); .axmodel -> AXCL when libaxcl_rt loads and lists a card, else the native AX
+// engine ("axcl" and "ax" force one of them). "host" forces the host engine; "host-nocompute" is
+// the host engine with runs that do no arithmetic (for measuring runtime overhead).
 // `devices` are AXCL card ordinals, one placement each in this order (empty: $AXLLM_DEVICES,
 // else card 0); non-empty `devices` with a backend other than auto/axcl is std::invalid_argument.
 // Throws ModelLoadError saying what was looked for when no backend can run the files,

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "axllm/dtype.h"
-#include "axllm/engine.h"
+#include "axllm/backend.h"
 
 namespace axllm {
 

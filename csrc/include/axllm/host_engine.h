@@ -1,5 +1,5 @@
 #pragma once
-// Knobs and probes of the host engine (the CPU software NPU) for tests and benchmarks: what the
+// Knobs and probes of the host engine (the CPU host engine) for tests and benchmarks: what the
 // bindings may call of its internals, nothing else.
 #include <cstddef>
 #include <string>

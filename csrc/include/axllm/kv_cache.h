@@ -8,7 +8,7 @@
 #include <span>
 #include <vector>
 
-#include "axllm/engine.h"
+#include "axllm/backend.h"
 
 namespace axllm {
 

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "axllm/embeddings.h"
-#include "axllm/engine.h"
+#include "axllm/backend.h"
 #include "axllm/generation.h"
 #include "axllm/generation_config.h"
 #include "axllm/kv_cache.h"

@@ -4,7 +4,7 @@
 // for outputs), every CMM block freed exactly once: at close, at exit, or on SIGTERM.
 #include <memory>
 
-#include "axllm/engine.h"
+#include "axllm/backend.h"
 
 namespace axllm::detail {
 

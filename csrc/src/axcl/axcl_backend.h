@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "axllm/engine.h"
+#include "axllm/backend.h"
 
 namespace axllm::detail {
 

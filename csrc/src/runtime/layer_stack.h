@@ -15,7 +15,7 @@
 #include <span>
 #include <vector>
 
-#include "axllm/engine.h"
+#include "axllm/backend.h"
 #include "axllm/kv_cache.h"
 #include "axllm/llm.h"
 #include "axllm/model_files.h"

@@ -14,7 +14,7 @@ namespace fs = std::filesystem;
 namespace axllm {
 namespace {
 
-const std::regex kLayerPattern(R"((.+)_p(\d+)_l(\d+)_together\.(axmodel|cpumodel))");
+const std::regex kLayerPattern(R"((.+)_p(\d+)_l(\d+)_together\.(axmodel|hostmodel))");
 
 std::string format_layer(const std::string& tmpl, int i) {
   const size_t pos = tmpl.find("%d");
@@ -114,7 +114,7 @@ ModelFiles discover_model_files(const std::string& path, const ModelOverrides& o
     }
     if (sets.empty()) {
       throw ModelLoadError(path + ": no layer models (<type>_p<P>_l<i>_together.axmodel or "
-                                  ".cpumodel) in it or in its subdirectories");
+                                  ".hostmodel) in it or in its subdirectories");
     }
     if (sets.size() > 1) {
       std::string names;

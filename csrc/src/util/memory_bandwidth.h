@@ -1,5 +1,5 @@
 #pragma once
-// A read-bandwidth probe for benchmarks: the roofline the CPU engine's decode is measured against.
+// A read-bandwidth probe for benchmarks: the roofline the host engine's decode is measured against.
 #include <cstddef>
 
 namespace axllm::detail {

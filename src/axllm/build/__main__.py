@@ -13,7 +13,7 @@ from axllm.errors import AxllmError
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m axllm.build",
-        description="Build a pulsar2-shaped model directory for axllm's software NPU from a "
+        description="Build a pulsar2-shaped model directory for axllm's host engine from a "
         "Hugging Face checkpoint directory or a GGUF file.",
     )
     p.add_argument("--input_path", required=True, help="HF checkpoint directory or .gguf file")

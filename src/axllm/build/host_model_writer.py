@@ -1,5 +1,5 @@
-"""Writes the software NPU's ``.cpumodel`` files (format documented in
-``csrc/src/cpu/host_model_file.h``): a text header of ``key value`` lines and ``tensor`` lines,
+"""Writes the host engine's ``.hostmodel`` files (format documented in
+``csrc/src/host/host_model_file.h``): a text header of ``key value`` lines and ``tensor`` lines,
 ``end``, then 64-byte-aligned tensor data."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import ml_dtypes
 import numpy as np
 
 FORMAT_VERSION = 1
-EXTENSION = "cpumodel"
+EXTENSION = "hostmodel"
 _ALIGN = 64
 _DTYPE_NAMES = {
     np.dtype(ml_dtypes.bfloat16): "bf16",
@@ -33,11 +33,11 @@ _NAME_DTYPES = {v: k for k, v in _DTYPE_NAMES.items()}
 
 
 def read_host_model(path: Path) -> tuple[dict[str, list[str]], dict[str, np.ndarray]]:
-    """Reads a ``.cpumodel`` back: header values (as string lists) and tensors (memory-mapped)."""
+    """Reads a ``.hostmodel`` back: header values (as string lists) and tensors (memory-mapped)."""
     raw = np.memmap(path, dtype=np.uint8, mode="r")
     head_end = bytes(raw[: 1 << 20]).find(b"\nend\n")
     if head_end < 0:
-        raise ValueError(f"{path}: not a complete .cpumodel header")
+        raise ValueError(f"{path}: not a complete .hostmodel header")
     data_start = (head_end + 5 + _ALIGN - 1) // _ALIGN * _ALIGN
     header: dict[str, list[str]] = {}
     tensors: dict[str, np.ndarray] = {}
@@ -58,7 +58,7 @@ def write_host_model(
     path: Path, header: Mapping[str, object], tensors: Sequence[tuple[str, np.ndarray]]
 ) -> None:
     """Writes ``tensors`` (name, contiguous bf16/fp16/fp32 array) under ``header`` atomically."""
-    lines = [f"axllm-cpumodel {FORMAT_VERSION}"]
+    lines = [f"axllm-hostmodel {FORMAT_VERSION}"]
     for key, value in header.items():
         text = _format(value)
         lines.append(f"{key} {text}".rstrip())

@@ -1,7 +1,7 @@
 """``ModelSpec``: the architecture facts the builder needs, normalized from a Hugging Face config.
 
 Accepts both config forms for RoPE (transformers 4.x top-level ``rope_theta``/``rope_scaling`` and
-5.x ``rope_parameters``). Only architectures the software NPU implements are accepted.
+5.x ``rope_parameters``). Only architectures the host engine implements are accepted.
 """
 
 from __future__ import annotations

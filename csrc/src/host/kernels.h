@@ -1,5 +1,5 @@
 #pragma once
-// CPU compute kernels of the software NPU: fp32-accumulating matrix products over bf16 or fp32
+// CPU compute kernels of the host engine: fp32-accumulating matrix products over bf16 or fp32
 // weights, vectorized for AVX-512, AVX2 or the baseline ISA (chosen at run time).
 #include <cstdint>
 

@@ -70,7 +70,7 @@ def built(request, tiny, tmp_path_factory):
 
 
 def _session(out, cfg, layer):
-    name = f"{cfg.model_type}_p{P}_l{layer}_together.cpumodel"
+    name = f"{cfg.model_type}_p{P}_l{layer}_together.hostmodel"
     return axllm.InferenceSession(out / name)
 
 
@@ -135,7 +135,7 @@ def test_prefill_groups(built, group, history, n):
 
 def test_post_model(built):
     mode, dtype, cfg, model, out = built
-    sess = axllm.InferenceSession(out / f"{cfg.model_type}_post.cpumodel")
+    sess = axllm.InferenceSession(out / f"{cfg.model_type}_post.hostmodel")
     assert sess.num_groups == 1
     assert sess.get_outputs(0)[0].shape == (1, 1, cfg.vocab_size)
     rng = np.random.default_rng(3)
@@ -155,7 +155,7 @@ def test_prefill_then_decode_chain_matches_full_forward(built):
     with torch.no_grad():
         want = model(inputs_embeds=torch.from_numpy(embeds)[None]).logits[0].numpy()
     layers = [_session(out, cfg, i) for i in range(cfg.num_layers)]
-    post = axllm.InferenceSession(out / f"{cfg.model_type}_post.cpumodel")
+    post = axllm.InferenceSession(out / f"{cfg.model_type}_post.hostmodel")
     d = cfg.num_kv_heads * cfg.head_dim
     kc = [np.zeros((1, C, d), dtype) for _ in layers]
     vc = [np.zeros((1, C, d), dtype) for _ in layers]

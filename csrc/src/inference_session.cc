@@ -1,4 +1,4 @@
-#include "axllm/session.h"
+#include "axllm/inference_session.h"
 
 #include <set>
 
@@ -6,13 +6,13 @@
 
 namespace axllm {
 
-Session::Session(std::shared_ptr<Backend> backend, const std::string& path, int placement)
+InferenceSession::InferenceSession(std::shared_ptr<Backend> backend, const std::string& path, int placement)
     : backend_(std::move(backend)), path_(path), model_(backend_->load_model(path, placement)) {
   buffers_.resize(model_->groups().size());
   bound_.assign(model_->groups().size(), false);
 }
 
-void Session::close() {
+void InferenceSession::close() {
   std::lock_guard<std::mutex> lock(mutex_);
   model_.reset();  // the engine lets go of the buffers bound to it first
   buffers_.clear();
@@ -21,22 +21,22 @@ void Session::close() {
   closed_.store(true);
 }
 
-Model& Session::model() const {
+Model& InferenceSession::model() const {
   if (!model_) throw ClosedError(path_ + " is closed");
   return *model_;
 }
 
-int Session::num_groups() const {
+int InferenceSession::num_groups() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return static_cast<int>(model().groups().size());
 }
 
-GroupSpec Session::group(int shape_group) const {
+GroupSpec InferenceSession::group(int shape_group) const {
   std::lock_guard<std::mutex> lock(mutex_);
   return group_locked(shape_group);
 }
 
-const GroupSpec& Session::group_locked(int shape_group) const {
+const GroupSpec& InferenceSession::group_locked(int shape_group) const {
   const auto& groups = model().groups();
   if (shape_group < 0 || static_cast<size_t>(shape_group) >= groups.size()) {
     throw std::invalid_argument("shape_group=" + std::to_string(shape_group) +
@@ -46,12 +46,12 @@ const GroupSpec& Session::group_locked(int shape_group) const {
   return groups[static_cast<size_t>(shape_group)];
 }
 
-void Session::check_inputs(int shape_group, const std::vector<HostTensor>& inputs) const {
+void InferenceSession::check_inputs(int shape_group, const std::vector<HostTensor>& inputs) const {
   std::lock_guard<std::mutex> lock(mutex_);
   check_inputs_locked(shape_group, inputs);
 }
 
-void Session::check_inputs_locked(int shape_group, const std::vector<HostTensor>& inputs) const {
+void InferenceSession::check_inputs_locked(int shape_group, const std::vector<HostTensor>& inputs) const {
   const GroupSpec& spec = group_locked(shape_group);
   std::set<int> seen;
   for (const HostTensor& t : inputs) {
@@ -90,12 +90,12 @@ void Session::check_inputs_locked(int shape_group, const std::vector<HostTensor>
   }
 }
 
-int Session::output_index(int shape_group, const std::string& name) const {
+int InferenceSession::output_index(int shape_group, const std::string& name) const {
   std::lock_guard<std::mutex> lock(mutex_);
   return output_index_locked(shape_group, name);
 }
 
-int Session::output_index_locked(int shape_group, const std::string& name) const {
+int InferenceSession::output_index_locked(int shape_group, const std::string& name) const {
   const GroupSpec& spec = group_locked(shape_group);
   const int i = find_tensor(spec.outputs, name, shape_group);
   if (i < 0) {
@@ -107,7 +107,7 @@ int Session::output_index_locked(int shape_group, const std::string& name) const
   return i;
 }
 
-void Session::ensure_bound(int shape_group) {
+void InferenceSession::ensure_bound(int shape_group) {
   if (bound_[shape_group]) return;
   Model& m = model();
   const GroupSpec& spec = m.groups()[shape_group];
@@ -122,7 +122,7 @@ void Session::ensure_bound(int shape_group) {
   bound_[shape_group] = true;
 }
 
-void Session::run(int shape_group, const std::vector<HostTensor>& inputs,
+void InferenceSession::run(int shape_group, const std::vector<HostTensor>& inputs,
                   const std::vector<HostTensor>& outputs) {
   std::lock_guard<std::mutex> lock(mutex_);
   check_inputs_locked(shape_group, inputs);

@@ -1,5 +1,5 @@
 #pragma once
-// The engine interface: what every backend (the CPU software NPU, the native AX engine, AXCL)
+// The engine interface: what every backend (the CPU host engine, the native AX engine, AXCL)
 // provides. The runtime and the Python session speak only this interface.
 #include <cstddef>
 #include <memory>
@@ -50,7 +50,7 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
-  // Where models can run: 1 for engines with one memory (the CPU engine, a board's NPU), the
+  // Where models can run: 1 for engines with one memory (the host engine, a board's NPU), the
   // number of cards for AXCL. The caller decides which model runs where. Models in the same
   // placement share buffers without copies; a buffer lives where the first model it is bound to
   // runs (any other model reading it is given a copy per run).
@@ -65,9 +65,9 @@ class Backend {
 // Throws std::out_of_range naming `path` unless 0 <= placement < backend.num_placements().
 void check_placement(const Backend& backend, const std::string& path, int placement);
 
-// The process-wide CPU backend (the software NPU), created on first use. Its thread count comes
+// The process-wide host backend (the host engine), created on first use. Its thread count comes
 // from AXLLM_NUM_THREADS, else the machine's hardware concurrency.
-std::shared_ptr<Backend> cpu_backend();
+std::shared_ptr<Backend> host_backend();
 
 // Finds the index of `name` in `specs`, trying `name` then `name + "_" + group`; -1 if absent.
 int find_tensor(const std::vector<TensorSpec>& specs, std::string_view name, int group);

@@ -1,6 +1,6 @@
 """``InferenceSession``: the low-level, pyaxengine-shaped API over one engine model file.
 
-Works on any model an engine can load (a software-NPU ``.cpumodel`` layer or post model today).
+Works on any model an engine can load (a software-NPU ``.hostmodel`` layer or post model today).
 Tensors are matched by name within a shape group; shapes and dtypes must match exactly (no silent
 casting). bf16 tensors travel as ``ml_dtypes.bfloat16`` arrays. The GIL is released while the
 engine runs.
@@ -45,7 +45,7 @@ class InferenceSession:
     ``close()`` (or leaving a ``with`` block) frees the engine model and every buffer at once;
     any use after that raises :class:`axllm.ClosedError`.
 
-    >>> with InferenceSession("qwen2_p128_l0_together.cpumodel") as sess:
+    >>> with InferenceSession("qwen2_p128_l0_together.hostmodel") as sess:
     ...     [i.name for i in sess.get_inputs(shape_group=1)]
     ['K_cache', 'V_cache', 'indices', 'input', 'mask']
     """
@@ -54,7 +54,7 @@ class InferenceSession:
         path = os.fspath(path)
         backend = _select_backend(path, providers)
         self._path = path
-        self._session = _core.Session(path, backend)
+        self._session = _core.InferenceSession(path, backend)
         self._groups = [self._describe(g) for g in range(self._session.num_groups)]
 
     def close(self) -> None:
@@ -158,7 +158,7 @@ def _select_backend(path: str, providers: str | Sequence[str] | None) -> str:
     names = [providers] if isinstance(providers, str) else [
         p[0] if isinstance(p, tuple) else p for p in providers
     ]
-    known = {"cpu": "cpu", "CPUExecutionProvider": "cpu", "AxllmCpuProvider": "cpu",
+    known = {"host": "host", "CPUExecutionProvider": "host", "AxllmHostProvider": "host",
              "ax": "ax", "AxEngineExecutionProvider": "ax",
              "axcl": "axcl", "AXCLRTExecutionProvider": "axcl"}
     for name in names:

@@ -1,4 +1,4 @@
-#include "cpu/cpu_backend.h"
+#include "host/host_backend.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -10,10 +10,10 @@
 
 #include "axllm/errors.h"
 #include "axllm/host_engine.h"
-#include "cpu/decoder_layer.h"
-#include "cpu/host_model_file.h"
-#include "cpu/kernels.h"
-#include "cpu/post_head.h"
+#include "host/decoder_layer.h"
+#include "host/host_model_file.h"
+#include "host/kernels.h"
+#include "host/post_head.h"
 #include "util/buffer_range.h"
 #include "util/memory_bandwidth.h"
 
@@ -43,18 +43,18 @@ namespace {
 
 constexpr size_t kBufferAlignment = 64;
 
-class CpuBuffer final : public Buffer {
+class HostBuffer final : public Buffer {
  public:
-  explicit CpuBuffer(size_t bytes) : size_(bytes) {
+  explicit HostBuffer(size_t bytes) : size_(bytes) {
     const size_t alloc = (std::max<size_t>(bytes, 1) + kBufferAlignment - 1) / kBufferAlignment *
                          kBufferAlignment;
     data_ = static_cast<uint8_t*>(std::aligned_alloc(kBufferAlignment, alloc));
     if (!data_) throw std::bad_alloc();
     std::memset(data_, 0, alloc);
   }
-  ~CpuBuffer() override { std::free(data_); }
-  CpuBuffer(const CpuBuffer&) = delete;
-  CpuBuffer& operator=(const CpuBuffer&) = delete;
+  ~HostBuffer() override { std::free(data_); }
+  HostBuffer(const HostBuffer&) = delete;
+  HostBuffer& operator=(const HostBuffer&) = delete;
 
   size_t size() const override { return size_; }
   void write(size_t offset, const void* src, size_t n) override {
@@ -67,7 +67,7 @@ class CpuBuffer final : public Buffer {
   }
   void copy_from(const Buffer& src, size_t src_offset, size_t dst_offset, size_t n) override {
     check(dst_offset, n, "host buffer copy_from");
-    if (const auto* s = dynamic_cast<const CpuBuffer*>(&src)) {
+    if (const auto* s = dynamic_cast<const HostBuffer*>(&src)) {
       s->check(src_offset, n, "host buffer copy_from (source)");
       std::memmove(data_ + dst_offset, s->data_ + src_offset, n);
     } else {
@@ -93,11 +93,11 @@ struct Binding {
   size_t offset = 0;
 };
 
-class CpuModel final : public Model {
+class HostModel final : public Model {
  public:
-  CpuModel(const std::string& path, std::shared_ptr<CpuCompute> compute)
+  HostModel(const std::string& path, std::shared_ptr<HostCompute> compute)
       : file_(path), compute_(std::move(compute)) {
-    groups_ = cpu_model_groups(file_.header());
+    groups_ = host_model_groups(file_.header());
     if (file_.header().kind == "layer") {
       layer_.emplace(file_);
       int64_t rows = 1;
@@ -127,9 +127,9 @@ class CpuModel final : public Model {
   void bind(int group, std::string_view tensor, std::shared_ptr<Buffer> buffer,
             size_t offset) override {
     check_group(group);
-    if (!dynamic_cast<CpuBuffer*>(buffer.get())) {
+    if (!dynamic_cast<HostBuffer*>(buffer.get())) {
       throw std::invalid_argument(path() + ": group " + std::to_string(group) + " tensor '" +
-                                  std::string(tensor) + "': buffer was not made by the cpu backend");
+                                  std::string(tensor) + "': buffer was not made by the host backend");
     }
     const GroupSpec& spec = groups_[group];
     int i = find_tensor(spec.inputs, tensor, group);
@@ -200,7 +200,7 @@ class CpuModel final : public Model {
       throw std::invalid_argument(path() + ": group " + std::to_string(group) + " tensor '" +
                                   ts.name + "' is not bound");
     }
-    return static_cast<CpuBuffer*>(b.buffer.get())->data() + b.offset;
+    return static_cast<HostBuffer*>(b.buffer.get())->data() + b.offset;
   }
   const void* in(int group, const char* name) const {
     const int i = find_tensor(groups_[group].inputs, name, group);
@@ -212,33 +212,33 @@ class CpuModel final : public Model {
   }
 
   HostModelFile file_;
-  std::shared_ptr<CpuCompute> compute_;
+  std::shared_ptr<HostCompute> compute_;
   std::vector<GroupSpec> groups_;
   std::vector<GroupBindings> bindings_;
   std::optional<DecoderLayer> layer_;
   std::optional<PostHead> post_;
 };
 
-class CpuBackend final : public Backend {
+class HostBackend final : public Backend {
  public:
-  CpuBackend(int n_threads, bool compute)
-      : compute_(std::make_shared<CpuCompute>(n_threads, compute)) {}
-  std::string name() const override { return compute_->compute ? "cpu" : "cpu-nocompute"; }
+  HostBackend(int n_threads, bool compute)
+      : compute_(std::make_shared<HostCompute>(n_threads, compute)) {}
+  std::string name() const override { return compute_->compute ? "host" : "host-nocompute"; }
   std::unique_ptr<Model> load_model(const std::string& path, int placement) override {
     check_placement(*this, path, placement);
-    return std::make_unique<CpuModel>(path, compute_);
+    return std::make_unique<HostModel>(path, compute_);
   }
   std::shared_ptr<Buffer> allocate(size_t bytes) override {
-    return std::make_shared<CpuBuffer>(bytes);
+    return std::make_shared<HostBuffer>(bytes);
   }
 
  private:
-  std::shared_ptr<CpuCompute> compute_;
+  std::shared_ptr<HostCompute> compute_;
 };
 
 }  // namespace
 
-std::vector<GroupSpec> cpu_model_groups(const HostModelHeader& h) {
+std::vector<GroupSpec> host_model_groups(const HostModelHeader& h) {
   const DType io = h.io_dtype;
   std::vector<GroupSpec> groups;
   if (h.kind == "post") {
@@ -270,15 +270,15 @@ std::vector<GroupSpec> cpu_model_groups(const HostModelHeader& h) {
   return groups;
 }
 
-std::shared_ptr<Backend> make_cpu_backend(int n_threads, bool compute) {
-  return std::make_shared<CpuBackend>(n_threads, compute);
+std::shared_ptr<Backend> make_host_backend(int n_threads, bool compute) {
+  return std::make_shared<HostBackend>(n_threads, compute);
 }
 
 }  // namespace detail
 
-std::shared_ptr<Backend> cpu_backend() {
+std::shared_ptr<Backend> host_backend() {
   static std::shared_ptr<Backend> backend =
-      detail::make_cpu_backend(detail::default_thread_count(), true);
+      detail::make_host_backend(detail::default_thread_count(), true);
   return backend;
 }
 

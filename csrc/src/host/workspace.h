@@ -1,5 +1,5 @@
 #pragma once
-// Scratch memory shared by every model of one CPU backend. Buffers only grow, so once the largest
+// Scratch memory shared by every model of one host backend. Buffers only grow, so once the largest
 // group has run, later runs allocate nothing.
 #include <cstddef>
 #include <vector>

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "axllm/engine.h"
+#include "axllm/backend.h"
 
 namespace axllm {
 
@@ -23,11 +23,11 @@ struct HostTensor {
 };
 
 // Thread-safe: every call is serialized on one lock (a run holds it while the engine runs).
-class Session {
+class InferenceSession {
  public:
   // Loads `path` through `backend` in `placement`. Throws ModelLoadError, std::out_of_range for
   // a placement the backend does not have.
-  Session(std::shared_ptr<Backend> backend, const std::string& path, int placement = 0);
+  InferenceSession(std::shared_ptr<Backend> backend, const std::string& path, int placement = 0);
 
   // Frees the engine model and every buffer now (waiting for a run in progress). Idempotent.
   // Every other call except path() and closed() then throws ClosedError.

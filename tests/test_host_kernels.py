@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import transformers  # noqa: F401  (the references need it: a missing one fails collection)
 from helpers.contract import decode_feed, prefill_feed
-from helpers.cpu_kernels import cpu_kernel, cpu_kernel_family
+from helpers.host_kernels import host_kernel, host_kernel_family
 from helpers.tiny_models import TinyConfig, layer_reference, make_model, save_model
 
 import axllm
@@ -41,10 +41,10 @@ def model_dir(tmp_path_factory):
 def run_family(family: str, path, prefill: dict, decode: dict) -> dict[str, np.ndarray] | None:
     """The layer's outputs for a prefill of 7 tokens and one decode step, computed with kernel
     family ``family`` by a session opened under it; None if this CPU cannot run the family."""
-    with cpu_kernel_family(family) as selected:
+    with host_kernel_family(family) as selected:
         if not selected:
             return None
-        assert cpu_kernel() == family
+        assert host_kernel() == family
         sess = axllm.InferenceSession(path)
         k, v, y = sess.run(None, prefill, shape_group=1)
         kd, vd, yd = sess.run(None, decode, shape_group=0)
@@ -60,7 +60,7 @@ def run_family(family: str, path, prefill: dict, decode: dict) -> dict[str, np.n
 
 def test_every_kernel_family_matches_generic_and_transformers(model_dir):
     cfg, model, out = model_dir
-    path = out / "qwen2_p8_l0_together.cpumodel"
+    path = out / "qwen2_p8_l0_together.hostmodel"
     rng = np.random.default_rng(0)
     embeds = rng.standard_normal((13, cfg.hidden_size)).astype(np.float32)
     ref = layer_reference(model, embeds)
@@ -69,7 +69,7 @@ def test_every_kernel_family_matches_generic_and_transformers(model_dir):
     decode = decode_feed(probe, ref.inputs[0][12], ref.keys[0], ref.values[0], 12, np.float32, rng)
     del probe
 
-    before = cpu_kernel()
+    before = host_kernel()
     generic = run_family(REFERENCE, path, prefill, decode)
     assert generic is not None, "the generic kernels must run on every CPU"
     results = {REFERENCE: generic}
@@ -77,7 +77,7 @@ def test_every_kernel_family_matches_generic_and_transformers(model_dir):
         got = run_family(family, path, prefill, decode)
         if got is not None:
             results[family] = got
-    assert cpu_kernel() == before, "the kernel family in use was not restored"
+    assert host_kernel() == before, "the kernel family in use was not restored"
 
     for family, got in results.items():
         assert np.max(np.abs(got["prefill_y"][0] - ref.outputs[0][:7])) < VS_TRANSFORMERS, family

@@ -8,19 +8,19 @@ from contextlib import contextmanager
 from axllm._core import _testing
 
 
-def cpu_kernel() -> str:
+def host_kernel() -> str:
     """The kernel family in use (avx512, avx2 or generic)."""
-    return _testing.cpu_kernel()
+    return _testing.host_kernel()
 
 
 @contextmanager
-def cpu_kernel_family(name: str) -> Iterator[bool]:
+def host_kernel_family(name: str) -> Iterator[bool]:
     """Runs the body with kernel family ``name`` selected (yields False, changing nothing, when this
     CPU cannot run it) and restores the family that was in use before, even on failure."""
-    before = cpu_kernel()
-    selected = _testing.set_cpu_kernel(name)
+    before = host_kernel()
+    selected = _testing.set_host_kernel(name)
     try:
         yield selected
     finally:
-        if not _testing.set_cpu_kernel(before):
+        if not _testing.set_host_kernel(before):
             raise RuntimeError(f"could not restore the CPU kernel family {before!r}")

@@ -1,4 +1,4 @@
-#include "cpu/host_model_file.h"
+#include "host/host_model_file.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -78,8 +78,8 @@ HostModelFile::HostModelFile(const std::string& path) : file_(path) {
   const size_t limit = std::min(size, kMaxHeaderBytes);
   std::string text(reinterpret_cast<const char*>(bytes), limit);
   const size_t end_pos = text.find("\nend\n");
-  if (text.rfind("axllm-cpumodel ", 0) != 0) {
-    fail(path, "not an axllm CPU model file (bad magic; expected 'axllm-cpumodel')");
+  if (text.rfind("axllm-hostmodel ", 0) != 0) {
+    fail(path, "not an axllm CPU model file (bad magic; expected 'axllm-hostmodel')");
   }
   if (end_pos == std::string::npos) fail(path, "truncated or malformed header (no 'end' line)");
   const size_t header_end = end_pos + 5;
@@ -100,7 +100,7 @@ HostModelFile::HostModelFile(const std::string& path) : file_(path) {
                        std::to_string(n) + " values");
       }
     };
-    if (key == "axllm-cpumodel") {
+    if (key == "axllm-hostmodel") {
       need(1);
       header_.format_version = static_cast<int>(parse_int(path, key, args[0]));
       if (header_.format_version != kHostModelFormatVersion) {
@@ -160,7 +160,7 @@ HostModelFile::HostModelFile(const std::string& path) : file_(path) {
   }
   if (header_.arch != "qwen2" && header_.arch != "llama") {
     throw UnsupportedModelError(path + ": architecture '" + header_.arch +
-                                "' is not supported by the CPU engine (supported: qwen2, llama)");
+                                "' is not supported by the host engine (supported: qwen2, llama)");
   }
   auto positive = [&](const char* key, int64_t v) {
     if (v <= 0) fail(path, std::string("header key '") + key + "' missing or not positive");

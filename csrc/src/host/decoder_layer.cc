@@ -1,11 +1,11 @@
-#include "cpu/decoder_layer.h"
+#include "host/decoder_layer.h"
 
 #include <cmath>
 #include <cstring>
 #include <limits>
 
 #include "axllm/errors.h"
-#include "cpu/kernels.h"
+#include "host/kernels.h"
 
 namespace axllm::detail {
 namespace {

@@ -6,7 +6,7 @@
 
 #include "axllm/backends.h"
 #include "axllm/errors.h"
-#include "axllm/session.h"
+#include "axllm/inference_session.h"
 #include "bindings.h"
 
 namespace py = pybind11;
@@ -57,22 +57,22 @@ py::list spec_list(const std::vector<TensorSpec>& specs) {
 
 }  // namespace
 
-void register_session(py::module_& m) {
-  py::class_<Session>(m, "Session", "One engine model with a buffer per tensor per shape group.")
+void register_inference_session(py::module_& m) {
+  py::class_<InferenceSession>(m, "InferenceSession", "One engine model with a buffer per tensor per shape group.")
       .def(py::init([](const std::string& path, const std::string& backend) {
              py::gil_scoped_release release;
-             return std::make_unique<Session>(select_backend(backend, path), path, 0);
+             return std::make_unique<InferenceSession>(select_backend(backend, path), path, 0);
            }),
            py::arg("path"), py::arg("backend") = "auto")
-      .def("close", &Session::close, py::call_guard<py::gil_scoped_release>(),
+      .def("close", &InferenceSession::close, py::call_guard<py::gil_scoped_release>(),
            "Free the engine model and every buffer now; later calls raise ClosedError.")
-      .def_property_readonly("closed", &Session::closed)
+      .def_property_readonly("closed", &InferenceSession::closed)
       .def_property_readonly("num_groups",
-                             py::cpp_function(&Session::num_groups, py::call_guard<py::gil_scoped_release>()))
-      .def_property_readonly("path", &Session::path)
+                             py::cpp_function(&InferenceSession::num_groups, py::call_guard<py::gil_scoped_release>()))
+      .def_property_readonly("path", &InferenceSession::path)
       .def(
           "group_io",
-          [](const Session& s, int g) {
+          [](const InferenceSession& s, int g) {
             GroupSpec spec;
             {
               py::gil_scoped_release release;  // waits for a run in progress
@@ -84,7 +84,7 @@ void register_session(py::module_& m) {
           "([(name, shape, dtype, bytes)] inputs, [...] outputs) of a shape group.")
       .def(
           "run",
-          [](Session& s, int g, const std::vector<std::pair<std::string, py::array>>& feeds,
+          [](InferenceSession& s, int g, const std::vector<std::pair<std::string, py::array>>& feeds,
              const std::vector<std::pair<std::string, py::array>>& outputs) {
             std::vector<HostTensor> ins;
             std::vector<HostTensor> outs;

@@ -1,4 +1,4 @@
-#include "cpu/kernels.h"
+#include "host/kernels.h"
 
 #include <algorithm>
 #include <cstdlib>

@@ -1,9 +1,9 @@
 #pragma once
-// The software NPU's model file (".cpumodel"): one decoder layer or the post model of a
+// The host engine's model file (".hostmodel"): one decoder layer or the post model of a
 // pulsar2-shaped build, written by `python -m axllm.build`.
 //
 // Layout: a text header, then tensor data. The header is UTF-8 lines "key value...":
-//   axllm-cpumodel <format_version>
+//   axllm-hostmodel <format_version>
 //   kind layer|post          arch qwen2|llama        layer_index <i>
 //   hidden_size H  num_heads nh  num_kv_heads nkv  head_dim hd  intermediate_size F
 //   vocab_size V  rms_norm_eps e  io_dtype bf16|fp16|fp32  weight_dtype bf16|fp32

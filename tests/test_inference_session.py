@@ -39,18 +39,18 @@ def heavy(tmp_path_factory):
 
 
 def test_surface(small):
-    sess = axllm.InferenceSession(small / "llama_p8_l0_together.cpumodel")
+    sess = axllm.InferenceSession(small / "llama_p8_l0_together.hostmodel")
     assert sess.num_groups == 2
     arg = sess.get_inputs()[0]
     assert isinstance(arg, axllm.NodeArg)
     assert (arg.name, arg.shape, arg.dtype) == ("K_cache", (1, 16, 64), np.dtype(ml_dtypes.bfloat16))
     assert arg.nbytes == 16 * 64 * 2
     assert [o.name for o in sess.get_outputs(shape_group=1)] == ["K_cache_out", "V_cache_out", "output"]
-    assert sess.path.endswith("llama_p8_l0_together.cpumodel")
+    assert sess.path.endswith("llama_p8_l0_together.hostmodel")
 
 
 def test_output_selection_and_order(small):
-    sess = axllm.InferenceSession(small / "llama_p8_l0_together.cpumodel")
+    sess = axllm.InferenceSession(small / "llama_p8_l0_together.hostmodel")
     rng = np.random.default_rng(0)
     feed = prefill_feed(sess, 1, rng.standard_normal((4, 64)).astype(np.float32), None, None, 0,
                         ml_dtypes.bfloat16, rng)
@@ -63,7 +63,7 @@ def test_output_selection_and_order(small):
 
 
 def test_gil_released_during_run(heavy):
-    sess = axllm.InferenceSession(heavy / "qwen2_p128_l0_together.cpumodel")
+    sess = axllm.InferenceSession(heavy / "qwen2_p128_l0_together.hostmodel")
     rng = np.random.default_rng(1)
     feed = prefill_feed(sess, 1, rng.standard_normal((128, 1024)).astype(np.float32), None, None, 0,
                         np.float32, rng)
@@ -88,7 +88,7 @@ def test_gil_released_during_run(heavy):
 
 
 def test_concurrent_runs_are_serialized_and_correct(small):
-    sess = axllm.InferenceSession(small / "llama_p8_l0_together.cpumodel")
+    sess = axllm.InferenceSession(small / "llama_p8_l0_together.hostmodel")
     rng = np.random.default_rng(2)
     feeds = [prefill_feed(sess, 1, rng.standard_normal((n, 64)).astype(np.float32), None, None, 0,
                           ml_dtypes.bfloat16, rng) for n in range(1, 9)]
@@ -144,7 +144,7 @@ def test_engine_works_in_a_forked_child(small):
     """The engine's worker threads do not survive fork(); a child must still run (serially)."""
     import multiprocessing as mp
 
-    path = small / "llama_p8_l0_together.cpumodel"
+    path = small / "llama_p8_l0_together.hostmodel"
     sess = axllm.InferenceSession(path)
     rng = np.random.default_rng(4)
     feed = prefill_feed(sess, 1, rng.standard_normal((6, 64)).astype(np.float32), None, None, 0,
@@ -163,7 +163,7 @@ def test_engine_works_in_a_forked_child(small):
 
 
 def test_close_and_context_manager(small):
-    path = small / "llama_p8_l0_together.cpumodel"
+    path = small / "llama_p8_l0_together.hostmodel"
     rng = np.random.default_rng(5)
     with axllm.InferenceSession(path) as sess:
         feed = prefill_feed(sess, 1, rng.standard_normal((3, 64)).astype(np.float32), None, None, 0,
@@ -197,7 +197,7 @@ def test_close_and_context_manager(small):
 
 
 def test_close_waits_for_a_run_in_progress(heavy):
-    sess = axllm.InferenceSession(heavy / "qwen2_p128_l0_together.cpumodel")
+    sess = axllm.InferenceSession(heavy / "qwen2_p128_l0_together.hostmodel")
     rng = np.random.default_rng(6)
     feed = prefill_feed(sess, 1, rng.standard_normal((128, 1024)).astype(np.float32), None, None, 0,
                         np.float32, rng)

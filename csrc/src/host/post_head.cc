@@ -1,7 +1,7 @@
-#include "cpu/post_head.h"
+#include "host/post_head.h"
 
-#include "cpu/decoder_layer.h"
-#include "cpu/kernels.h"
+#include "host/decoder_layer.h"
+#include "host/kernels.h"
 
 namespace axllm::detail {
 namespace {
