@@ -38,9 +38,9 @@ import time
 from pathlib import Path
 
 import httpx
+from tiny_model import tiny_model
 
 import axllm
-from tiny_model import tiny_model
 
 PAUSE_S = 0.3  # between runs
 
