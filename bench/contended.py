@@ -51,7 +51,7 @@ def serve(model_dir: str) -> None:
 
     llm = axllm.LLM(model_dir, backend="cpu")
     llm.generate(PROMPT, max_new_tokens=4, temperature=0)
-    print(json.dumps({"threads": axllm._core.cpu_threads()}), flush=True)
+    print(json.dumps({"threads": axllm._core._testing.cpu_threads()}), flush=True)
     for line in sys.stdin:
         c = llm.generate(PROMPT, max_new_tokens=int(line), temperature=0)
         m = c.metrics
