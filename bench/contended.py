@@ -66,8 +66,13 @@ class Engine:
         if threads is not None:
             env["AXLLM_NUM_THREADS"] = str(threads)
         self.label = label
-        self.proc = subprocess.Popen([python, __file__, "--serve", str(model_dir)], env=env,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [python, __file__, "--serve", str(model_dir)],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         self.threads = json.loads(self._reply())["threads"]
 
     def _reply(self) -> str:
@@ -111,7 +116,9 @@ def main() -> None:
     p.add_argument("--model-dir")
     p.add_argument("--tokens", type=int, default=48)
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--busy-cpu", type=int, help="the core the busy loop is pinned to (default: the last allowed)")
+    p.add_argument(
+        "--busy-cpu", type=int, help="the core the busy loop is pinned to (default: the last allowed)"
+    )
     p.add_argument("--baseline-python", help="also run the engines of this interpreter's axllm")
     p.add_argument("--json", help="also write the results here")
     p.add_argument("--serve", metavar="MODEL_DIR", help=argparse.SUPPRESS)
@@ -150,8 +157,10 @@ def main() -> None:
         for e in engines:
             e.close()
 
-    print(f"model {d} ({kind}), {args.tokens} tokens per run, {args.repeats} repetitions, "
-          f"busy loop on CPU {busy_cpu} of {sorted(os.sched_getaffinity(0))}")
+    print(
+        f"model {d} ({kind}), {args.tokens} tokens per run, {args.repeats} repetitions, "
+        f"busy loop on CPU {busy_cpu} of {sorted(os.sched_getaffinity(0))}"
+    )
     result: dict = {"model_dir": str(d), "tokens": args.tokens, "repeats": args.repeats, "busy_cpu": busy_cpu}
     for condition in ("uncontended", "contended"):
         for prefix, _ in pythons:
@@ -160,13 +169,19 @@ def main() -> None:
             threads = next(e.threads for e in engines if e.label == f"{prefix}default")
             runs = " ".join(f"{r:.2f}" for r in rates[(condition, f"{prefix}default")])
             runs1 = " ".join(f"{r:.2f}" for r in rates[(condition, f"{prefix}1 thread")])
-            print(f"{prefix + condition:24s} default ({threads} threads) {default:6.2f} tok/s   "
-                  f"1 thread {one:6.2f} tok/s   ratio {default / one:5.2f}   "
-                  f"[runs: {runs} | {runs1}]")
-            result[f"{prefix}{condition}"] = {"default_threads": threads, "default_tok_s": default,
-                                              "one_thread_tok_s": one, "ratio": default / one,
-                                              "default_runs": rates[(condition, f"{prefix}default")],
-                                              "one_thread_runs": rates[(condition, f"{prefix}1 thread")]}
+            print(
+                f"{prefix + condition:24s} default ({threads} threads) {default:6.2f} tok/s   "
+                f"1 thread {one:6.2f} tok/s   ratio {default / one:5.2f}   "
+                f"[runs: {runs} | {runs1}]"
+            )
+            result[f"{prefix}{condition}"] = {
+                "default_threads": threads,
+                "default_tok_s": default,
+                "one_thread_tok_s": one,
+                "ratio": default / one,
+                "default_runs": rates[(condition, f"{prefix}default")],
+                "one_thread_runs": rates[(condition, f"{prefix}1 thread")],
+            }
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
 

@@ -1,8 +1,8 @@
 // parallel_for covers every index exactly once; run calls every share exactly once; regions from
 // several callers do not interleave; workers that blocked between regions are woken for the next;
-// workers held off their core do not hold up regions; waiting threads (idle workers, a caller waiting
-// for a worker's task) give their core away instead of spinning. Pool threads only touch atomics;
-// CHECK runs on the main thread.
+// workers held off their core do not hold up regions; waiting threads (idle workers, a caller
+// waiting for a worker's task) give their core away instead of spinning. Pool threads only touch
+// atomics; CHECK runs on the main thread.
 #include <sched.h>
 #include <signal.h>
 #include <sys/syscall.h>
@@ -114,7 +114,8 @@ void test_wakeups_after_blocking(ThreadPool& pool) {
     std::atomic<int> missed{0};
     pool.run([&](int, int) {
       started++;
-      if (!wait_for([&] { return started.load() == nt; }, std::chrono::milliseconds(5000))) missed++;
+      if (!wait_for([&] { return started.load() == nt; }, std::chrono::milliseconds(5000)))
+        missed++;
     });
     timeouts += missed.load();
   }
@@ -152,10 +153,10 @@ void test_held_workers_do_not_hold_regions(ThreadPool& pool) {
   });
   CHECK(static_cast<int>(tids.size()) == nt - 1);
 
-  struct sigaction sa {};
+  struct sigaction sa{};
   sa.sa_handler = hold_handler;
   sigemptyset(&sa.sa_mask);
-  struct sigaction old {};
+  struct sigaction old{};
   sigaction(SIGUSR1, &sa, &old);
   for (int round = 0; round < 20; ++round) {
     g_hold = true;

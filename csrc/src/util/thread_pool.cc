@@ -71,8 +71,7 @@ int default_thread_count() {
 }
 
 ThreadPool::ThreadPool(int n_threads)
-    : n_threads_(std::clamp(n_threads, 1, kMaxThreads)),
-      owner_pid_(static_cast<int>(::getpid())) {
+    : n_threads_(std::clamp(n_threads, 1, kMaxThreads)), owner_pid_(static_cast<int>(::getpid())) {
   for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this] { worker(); });
 }
 

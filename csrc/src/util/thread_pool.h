@@ -84,8 +84,8 @@ class ThreadPool {
   // stale view of an earlier region can never claim a task of a later one.
   std::atomic<uint64_t> claim_{0};
   const FunctionRef<void(uint32_t)>* task_ = nullptr;  // valid while its region has tasks running
-  std::atomic<uint32_t> epoch_{0};     // region id published to workers; they wait on it
-  std::atomic<uint32_t> done_{0};      // tasks of the current region that have finished
+  std::atomic<uint32_t> epoch_{0};  // region id published to workers; they wait on it
+  std::atomic<uint32_t> done_{0};  // tasks of the current region that have finished
   std::atomic<int> idle_sleepers_{0};  // workers blocked (or about to block) on epoch_
   std::atomic<int> caller_sleeping_{0};  // the caller is blocked (or about to block) on done_
   std::atomic<bool> stop_{false};
