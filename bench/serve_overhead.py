@@ -8,8 +8,7 @@ same greedy prompts, each prompt different from the start of the user message so
 chat template's prefix is reused from the KV cache (the same reuse on both sides). TTFT runs
 from sending the request (calling ``LLM.chat``) to the first content delta (first non-empty
 chunk); decode tok/s counts the generated tokens after the first over the time from the first
-content to the last. Medians over ``--repeats``; a pause between runs keeps one side's idle
-engine workers (they spin a while after a run) from slowing the other side's run.
+content to the last. Medians over ``--repeats``, with a short pause between runs.
 
 Models: ``tiny`` (a random fp32 Qwen2-shaped model, 4 layers, hidden 256, built on the fly; needs
 torch and transformers) and ``qwen`` (the Qwen2.5-Coder-0.5B demo build, bf16, built once into
@@ -18,8 +17,8 @@ the cache), or any ``--model-dir``.
     python bench/serve_overhead.py [--models tiny,qwen] [--model-dir DIR] [--repeats 5]
                                    [--tokens-tiny 200] [--tokens-qwen 64] [--engine-threads N]
 
-On a host without an NPU the host engine's threads keep every core busy while it decodes (its
-workers spin between layers), so the server's event loop and the client wait for time slices;
+On a host without an NPU the host engine's threads keep every core busy while it decodes (one
+thread per core), so the server's event loop and the client wait for time slices;
 ``--engine-threads 1`` on a 2-core host leaves them a core, as a board's NPU would.
 """
 
@@ -39,31 +38,11 @@ import time
 from pathlib import Path
 
 import httpx
+from tiny_model import tiny_model
 
 import axllm
 
-ROOT = Path(__file__).resolve().parent.parent
-PAUSE_S = 0.3  # between runs: the engine's idle workers spin a while after a run, on either side
-
-
-def tiny_model(directory: Path) -> Path:
-    """A tiny random fp32 model whose greedy replies run to max_tokens (its only EOS is an id
-    nothing generates here)."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    from helpers.tiny_models import TinyConfig, make_model, save_model
-    from helpers.tiny_tokenizer import write_tiny_tokenizer
-
-    from axllm.build import BuildOptions, build
-
-    cfg = TinyConfig("qwen2", hidden_size=256, num_heads=4, num_kv_heads=2, head_dim=64,
-                     intermediate_size=1024, num_layers=4, vocab_size=300, seed=5)
-    hf = save_model(make_model(cfg), directory / "hf")
-    write_tiny_tokenizer(hf, eos_token_ids=[cfg.vocab_size - 1])
-    config = json.loads((hf / "tokenizer_config.json").read_text())
-    (hf / "tokenizer_config.json").write_text(json.dumps({**config, "eos_token": None}))
-    return build(hf, directory / "tiny", BuildOptions(prefill_len=32, kv_cache_len=512,
-                                                      last_kv_cache_len=[32, 128, 256],
-                                                      hidden_state_type="fp32", weight_type="fp32"))
+PAUSE_S = 0.3  # between runs
 
 
 class Server:

@@ -1,14 +1,19 @@
 #pragma once
 // A fixed pool of worker threads running one parallel region at a time. The calling thread
-// takes part as thread 0, so a pool of size n starts n - 1 workers. In a child process forked
-// after the workers started (they do not exist there), regions run serially on the caller.
+// takes part, so a pool of size n starts n - 1 workers. A region is a set of tasks that every
+// participating thread claims one at a time, so a worker that is late (descheduled, still
+// waking up) only delays the task it has already claimed, never the tasks it has not started.
+// Idle workers spin for a few microseconds, then block in the kernel (a futex through
+// std::atomic::wait), as does a caller waiting for another thread's last task: no pool thread
+// burns a core that another process could use. A run allocates nothing. In a child process
+// forked after the workers started (they do not exist there), regions run serially on the caller.
 #include <atomic>
-#include <condition_variable>
 #include <cstddef>
-#include <type_traits>
-#include <utility>
+#include <cstdint>
 #include <mutex>
 #include <thread>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace axllm::detail {
@@ -36,35 +41,58 @@ class FunctionRef<R(Args...)> {
 
 class ThreadPool {
  public:
+  // At most kMaxThreads threads (n_threads is clamped to [1, kMaxThreads]).
+  static constexpr int kMaxThreads = 1024;
+  // parallel_for cuts its range into up to this many chunks per thread, so that the threads
+  // that are running take over the share of one that is not.
+  static constexpr int kChunksPerThread = 4;
+
   explicit ThreadPool(int n_threads);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   int size() const { return n_threads_; }
-  // Calls fn(thread_index, n_threads) on every thread and returns when all have finished.
-  // Regions from different callers are serialized. fn must not throw.
+  // Calls fn(t, size()) once for every t in [0, size()) and returns when all calls have
+  // finished. Each call runs on some pool thread (the caller included), a thread may make
+  // several of them, and calls with different t may run concurrently: t names a share of the
+  // work (and of per-share scratch), not a thread. Regions from different callers are
+  // serialized. fn must not throw.
   void run(FunctionRef<void(int, int)> fn);
-  // Splits [0, n) into size() contiguous ranges, aligned to `grain`, and runs fn(begin, end)
-  // on each non-empty one.
+  // Splits [0, n) into contiguous chunks aligned to `grain` (at most kChunksPerThread per
+  // thread) and runs fn(begin, end) once on each non-empty one, concurrently as above.
   void parallel_for(size_t n, size_t grain, FunctionRef<void(size_t, size_t)> fn);
 
  private:
-  void worker(int index);
+  // Runs task(i) once for every i in [0, n_tasks), n_tasks <= kMaxTasks.
+  void run_tasks(uint32_t n_tasks, FunctionRef<void(uint32_t)> task);
+  // Claims and runs tasks of `region` until none is left.
+  void work_on(uint32_t region);
+  void worker();
+
+  // A region's task count has 16 bits in the claim word.
+  static constexpr uint32_t kMaxTasks = 0xffff;
+  static_assert(kMaxThreads * kChunksPerThread <= kMaxTasks);
 
   int n_threads_;
   int owner_pid_;
   std::vector<std::thread> workers_;
-  std::mutex region_mutex_;
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  std::atomic<uint64_t> generation_{0};
-  std::atomic<int> pending_{0};
+  std::mutex region_mutex_;  // serializes callers of run_tasks
+  uint32_t region_ = 0;      // id of the latest region (written under region_mutex_)
+  // (region id << 32) | (task count << 16) | next unclaimed task: a thread claims task i of
+  // region r by one compare-exchange from (r, n, i) to (r, n, i + 1), so a thread holding a
+  // stale view of an earlier region can never claim a task of a later one.
+  std::atomic<uint64_t> claim_{0};
+  const FunctionRef<void(uint32_t)>* task_ = nullptr;  // valid while its region has tasks running
+  std::atomic<uint32_t> epoch_{0};  // region id published to workers; they wait on it
+  std::atomic<uint32_t> done_{0};  // tasks of the current region that have finished
+  std::atomic<int> idle_sleepers_{0};  // workers blocked (or about to block) on epoch_
+  std::atomic<int> caller_sleeping_{0};  // the caller is blocked (or about to block) on done_
   std::atomic<bool> stop_{false};
-  const FunctionRef<void(int, int)>* job_ = nullptr;
 };
 
-// Threads to use: AXLLM_NUM_THREADS if set and positive, else hardware concurrency.
+// Threads to use: AXLLM_NUM_THREADS if set and positive, else the number of CPUs this process
+// may run on (its affinity mask, which taskset or a container narrows), else hardware concurrency.
 int default_thread_count();
 
 }  // namespace axllm::detail
