@@ -1,4 +1,4 @@
-"""Decode speed of the CPU engine on a busy machine: with the default thread count and with
+"""Decode speed of the host engine on a busy machine: with the default thread count and with
 ``AXLLM_NUM_THREADS=1``, without and with a competing CPU-bound process (a Python busy loop
 pinned to one core with ``os.sched_setaffinity``, as another program a user runs would be).
 Target: with contention, the default thread count decodes at least as fast as one thread.
@@ -49,9 +49,9 @@ def serve(model_dir: str) -> None:
     "N" on stdin with one JSON line holding the decode tok/s of an N-token greedy generation."""
     import axllm
 
-    llm = axllm.LLM(model_dir, backend="cpu")
+    llm = axllm.LLM(model_dir, backend="host")
     llm.generate(PROMPT, max_new_tokens=4, temperature=0)
-    print(json.dumps({"threads": axllm._core._testing.cpu_threads()}), flush=True)
+    print(json.dumps({"threads": axllm._core._testing.host_threads()}), flush=True)
     for line in sys.stdin:
         c = llm.generate(PROMPT, max_new_tokens=int(line), temperature=0)
         m = c.metrics

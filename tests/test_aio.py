@@ -261,8 +261,6 @@ def test_exception_mid_stream_after_chunks():
     assert not _workers()
 
 
-@pytest.mark.skipif(not hasattr(axllm.LLM, "astream"),
-                    reason="LLM.astream is not wired in yet (generations are not queued on FairLock)")
 def test_concurrent_astream_equal_sequential(llm):
     prompts = [f"prompt {i} " + "ab" * (i % 5) for i in range(20)]
     want = [llm.generate(p, max_new_tokens=20, temperature=0) for p in prompts]

@@ -275,3 +275,92 @@ def test_huge_max_new_tokens_is_capped_not_a_crash(llm):
     assert out.finish_reason in ("context_full", "stop")
     with pytest.raises(TypeError, match="max_new_tokens"):
         llm.generate("x", max_new_tokens=2.5)
+
+
+def test_close_frees_the_model_and_later_calls_raise_closed_error(built):
+    with axllm.LLM(built) as lm:
+        want = lm.generate("hello", max_new_tokens=5, temperature=0).token_ids
+        stream = lm.generate("hello", max_new_tokens=50, temperature=0, stream=True)
+        next(stream)
+    assert lm.closed
+    with pytest.raises(axllm.ClosedError, match="is closed"):
+        lm.generate("hello", max_new_tokens=5)
+    with pytest.raises(axllm.ClosedError, match="is closed"):
+        list(stream)  # a stream left open when its model closed
+    for call in (lm.reset, lambda: lm.cached_tokens, lm.snapshot, lambda: lm.rewind(0)):
+        with pytest.raises(axllm.ClosedError):
+            call()
+    lm.close()  # idempotent
+    assert lm.geometry["n_layers"] == 2 and lm.tokenize("hello")  # static facts stay readable
+    assert axllm.LLM(built).generate("hello", max_new_tokens=5, temperature=0).token_ids == want
+
+
+def test_close_from_another_thread_ends_a_running_generation(built):
+    lm = axllm.LLM(built)
+    stream = lm.generate("a long one", max_new_tokens=80, temperature=0, stream=True)
+    first = next(stream)
+    closer = threading.Thread(target=lm.close)
+    closer.start()
+    closer.join(30)
+    assert not closer.is_alive() and lm.closed
+    rest = []
+    with pytest.raises(axllm.ClosedError):
+        rest.extend(stream)
+    assert first.finish_reason is None
+
+
+def test_the_core_refuses_concurrent_calls_and_the_llm_orders_them(built):
+    """axllm._core.LLM raises BusyError for a call made while another thread runs one; axllm.LLM's
+    calls from other threads wait for the step under way instead."""
+    lm = axllm.LLM(built)
+    core = lm._core
+    gen = core.generate(list(range(3, 90)), axllm.GenerationConfig(max_new_tokens=200, temperature=0))
+    busy, stop = [], threading.Event()
+
+    def hammer():
+        while not stop.is_set():
+            try:
+                core.kv_size
+            except axllm.BusyError as e:
+                busy.append(str(e))
+
+    t = threading.Thread(target=hammer)
+    t.start()
+    try:
+        for _ in gen:
+            if busy:
+                break
+    finally:
+        stop.set()
+        t.join()
+    assert busy and "another thread" in busy[0]
+    # Through axllm.LLM the same pattern never fails: reads wait for the step under way.
+    errors, reads = [], []
+
+    def reader():
+        try:
+            while not stop2.is_set():
+                reads.append(lm.context_usage.used)
+        except Exception as e:
+            errors.append(e)
+
+    stop2 = threading.Event()
+    r = threading.Thread(target=reader)
+    r.start()
+    try:
+        out = lm.generate(list(range(3, 90)), max_new_tokens=100, temperature=0)
+    finally:
+        stop2.set()
+        r.join()
+    assert not errors and reads and out.finish_reason in ("length", "context_full")
+
+
+def test_prefill_is_pulled_a_chunk_per_step(built):
+    lm = axllm.LLM(built)
+    gen = lm._core.generate(list(range(3, 23)), axllm.GenerationConfig(max_new_tokens=2, temperature=0),
+                            reuse_kv=False)
+    steps = list(gen)
+    # 20 prompt tokens, P = 8: two progress steps, then the step ending the prefill samples a token.
+    assert [(s.token >= 0, s.finish_reason, s.prefill_done, s.prefill_total) for s in steps] == [
+        (False, None, 8, 20), (False, None, 16, 20), (True, None, 20, 20), (True, "length", 0, 0)]
+    assert lm._core.kv_size == 21

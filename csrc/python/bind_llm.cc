@@ -2,36 +2,56 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
+#include <functional>
+#include <string>
+#include <vector>
+
 #include "axllm/backends.h"
 #include "axllm/errors.h"
 #include "axllm/llm.h"
 #include "bindings.h"
+#include "strict_cast.h"
 
 namespace py = pybind11;
 
 namespace axllm::python {
 namespace {
 
-template <class T>
-void take(const py::dict& d, const char* key, T& out) {
-  if (d.contains(key) && !d[key].is_none()) out = d[key].cast<T>();
+// ax-llm's file overrides (its config.json keys, LLM(overrides=...)), one entry per field of
+// ModelOverrides: the binding reads them from this table and exports the names as
+// _core.MODEL_OVERRIDE_KEYS, which axllm.model_dir uses to pick them out of config.json.
+struct OverrideField {
+  const char* name;
+  std::function<void(ModelOverrides&, py::handle)> set;
+};
+
+const std::vector<OverrideField>& override_fields() {
+  static const std::vector<OverrideField> table = {
+      {"template_filename_axmodel",
+       [](ModelOverrides& o, py::handle v) { o.template_filename_axmodel = strict_cast<std::string>(v, "template_filename_axmodel"); }},
+      {"axmodel_num", [](ModelOverrides& o, py::handle v) { o.axmodel_num = strict_cast<int32_t>(v, "axmodel_num"); }},
+      {"filename_post_axmodel",
+       [](ModelOverrides& o, py::handle v) { o.filename_post_axmodel = strict_cast<std::string>(v, "filename_post_axmodel"); }},
+      {"filename_tokens_embed",
+       [](ModelOverrides& o, py::handle v) { o.filename_tokens_embed = strict_cast<std::string>(v, "filename_tokens_embed"); }},
+      {"tokens_embed_num",
+       [](ModelOverrides& o, py::handle v) { o.tokens_embed_num = strict_cast<int64_t>(v, "tokens_embed_num"); }},
+      {"tokens_embed_size",
+       [](ModelOverrides& o, py::handle v) { o.tokens_embed_size = strict_cast<int64_t>(v, "tokens_embed_size"); }},
+  };
+  return table;
 }
 
 ModelOverrides overrides_from(const py::dict& d) {
   ModelOverrides o;
   for (auto item : d) {
     const std::string key = py::str(item.first);
-    if (key != "template_filename_axmodel" && key != "axmodel_num" && key != "filename_post_axmodel" &&
-        key != "filename_tokens_embed" && key != "tokens_embed_num" && key != "tokens_embed_size") {
-      throw std::invalid_argument("unknown model override '" + key + "'");
-    }
+    const auto& table = override_fields();
+    const auto field = std::find_if(table.begin(), table.end(), [&](const OverrideField& f) { return key == f.name; });
+    if (field == table.end()) throw std::invalid_argument("unknown model override '" + key + "'");
+    if (!item.second.is_none()) field->set(o, item.second);
   }
-  take(d, "template_filename_axmodel", o.template_filename_axmodel);
-  take(d, "axmodel_num", o.axmodel_num);
-  take(d, "filename_post_axmodel", o.filename_post_axmodel);
-  take(d, "filename_tokens_embed", o.filename_tokens_embed);
-  take(d, "tokens_embed_num", o.tokens_embed_num);
-  take(d, "tokens_embed_size", o.tokens_embed_size);
   return o;
 }
 
@@ -57,6 +77,10 @@ py::object finish_value(FinishReason r) {
 }  // namespace
 
 void register_llm(py::module_& m) {
+  py::tuple override_keys(override_fields().size());
+  for (size_t i = 0; i < override_fields().size(); ++i) override_keys[i] = py::str(override_fields()[i].name);
+  m.attr("MODEL_OVERRIDE_KEYS") = override_keys;
+
   static py::exception<ContextOverflowError> overflow(
       m, "ContextOverflowError", m.attr("AxllmError").ptr());
   overflow.doc() = "The prompt (and what must follow it) does not fit the context; .needed, .available.";

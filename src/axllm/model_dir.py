@@ -8,16 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from axllm._core import MODEL_OVERRIDE_KEYS
 from axllm.errors import ModelLoadError
-
-OVERRIDE_KEYS = (
-    "template_filename_axmodel",
-    "axmodel_num",
-    "filename_post_axmodel",
-    "filename_tokens_embed",
-    "tokens_embed_num",
-    "tokens_embed_size",
-)
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -50,10 +42,10 @@ def config_overrides(root: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     config = read_json(path)
-    out = {k: config[k] for k in OVERRIDE_KEYS if k in config}
+    out = {k: config[k] for k in MODEL_OVERRIDE_KEYS if k in config}
     build = config.get("axllm_build")
     if isinstance(build, dict):
-        for k in OVERRIDE_KEYS:
+        for k in MODEL_OVERRIDE_KEYS:
             if k in build and k not in out:
                 out[k] = build[k]
     return out

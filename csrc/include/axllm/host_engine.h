@@ -6,7 +6,7 @@
 
 namespace axllm::host_engine {
 
-// The kernel family in use: "avx512", "avx2" or "generic" ($AXLLM_CPU_KERNEL picks one at start).
+// The kernel family in use: "avx512", "avx2" or "generic" ($AXLLM_HOST_KERNEL picks one at start).
 std::string kernel_name();
 // Selects kernel family `name` for every later run; false (nothing changed) when this machine
 // cannot run it or the name is not a family.

@@ -181,7 +181,7 @@ Kernel make_kernel(std::string_view name) {
 }
 
 Kernel best_kernel() {
-  if (const char* env = std::getenv("AXLLM_CPU_KERNEL")) {
+  if (const char* env = std::getenv("AXLLM_HOST_KERNEL")) {
     if (supported(env)) return make_kernel(env);
   }
   for (const char* name : {"avx512", "avx2"}) {

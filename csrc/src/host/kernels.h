@@ -27,7 +27,7 @@ void matmul(ThreadPool& pool, const float* x, int64_t n_tokens, int64_t k, int64
 void matmul_serial(const float* x, int64_t n_tokens, int64_t k, int64_t x_stride,
                    const MatmulPart& part);
 
-// The kernel family in use: "avx512", "avx2" or "generic". AXLLM_CPU_KERNEL selects one
+// The kernel family in use: "avx512", "avx2" or "generic". AXLLM_HOST_KERNEL selects one
 // explicitly (an unavailable choice falls back to the best available).
 const char* kernel_name();
 // Forces a family for tests; returns false when the machine cannot run it.
