@@ -58,7 +58,10 @@ def main() -> None:
         without.append(out.metrics.ttft_ms)
     a, b = statistics.median(with_reuse), statistics.median(without)
     print(f"model {model_dir}; turn 5 prompt: {prompt_tokens} tokens")
-    print(f"TTFT turn 5 with reuse:    {a:8.1f} ms (median of {args.repeats}; reused {statistics.median(fractions):.1%})")
+    print(
+        f"TTFT turn 5 with reuse:    {a:8.1f} ms (median of {args.repeats}; "
+        f"reused {statistics.median(fractions):.1%})"
+    )
     print(f"TTFT turn 5 without reuse: {b:8.1f} ms")
     print(f"ratio: {b / a:.1f}x (target >= 5x)")
 

@@ -47,7 +47,9 @@ def main() -> None:
     args = p.parse_args()
     d = model_dir(args)
     b = json.loads((d / "config.json").read_text())["axllm_build"]
-    layers = [axllm.InferenceSession(d / (b["template_filename_axmodel"] % i)) for i in range(b["axmodel_num"])]
+    layers = [
+        axllm.InferenceSession(d / (b["template_filename_axmodel"] % i)) for i in range(b["axmodel_num"])
+    ]
     post = axllm.InferenceSession(d / b["filename_post_axmodel"])
     files = [d / (b["template_filename_axmodel"] % i) for i in range(b["axmodel_num"])]
     total_weights = sum(weight_bytes(f) for f in files) + weight_bytes(d / b["filename_post_axmodel"])

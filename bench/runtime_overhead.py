@@ -54,8 +54,10 @@ def main() -> None:
             count += len(chunk.token_ids)
         py.append((time.perf_counter() - t0) / count * 1e6)
 
-    print(f"model {model_dir}: {g['n_layers']} layers, H {g['hidden']}, D {g['kv_dim']}, "
-          f"C {g['kv_len']}, V {g['vocab']}, io {g['io_dtype']}")
+    print(
+        f"model {model_dir}: {g['n_layers']} layers, H {g['hidden']}, D {g['kv_dim']}, "
+        f"C {g['kv_len']}, V {g['vocab']}, io {g['io_dtype']}"
+    )
     print(f"C++ runtime per token:        median {statistics.median(cpp):7.1f} us  (min {min(cpp):.1f})")
     print(f"Python streaming per token:   median {statistics.median(py):7.1f} us  (min {min(py):.1f})")
     print(f"targets: <= 50 us (C++), <= 100 us (Python); engine kernel family {_core._testing.host_kernel()}")

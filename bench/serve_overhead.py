@@ -51,7 +51,11 @@ class Server:
     def __init__(self, model_dir: Path):
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "axllm.serve", str(model_dir), "--port", "0", "--log-level", "warning"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         lines: queue.Queue = queue.Queue()
         threading.Thread(target=lambda: [lines.put(x) for x in self.proc.stderr], daemon=True).start()
         self.url = ""
@@ -69,7 +73,7 @@ class Server:
             m = re.search(r"serving \S+ .* on (http://\S+)/v1", line)
             self.url = m.group(1) if m else ""
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -97,12 +101,18 @@ def _rate(tokens: int, seconds: float) -> float:
     return tokens / seconds if seconds > 0 else float("nan")
 
 
-def over_http(client: httpx.Client, url: str, messages: list[dict],
-              tokens: int) -> tuple[float, float, int, float]:
+def over_http(
+    client: httpx.Client, url: str, messages: list[dict], tokens: int
+) -> tuple[float, float, int, float]:
     """(TTFT ms, decode tok/s, generated tokens, the engine's TTFT ms) of a streamed chat completion
     over HTTP."""
-    body = {"messages": messages, "max_tokens": tokens, "temperature": 0, "stream": True,
-            "stream_options": {"include_usage": True}}
+    body = {
+        "messages": messages,
+        "max_tokens": tokens,
+        "temperature": 0,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
     t0 = time.perf_counter()
     first = last = None
     generated, engine_ttft = 0, 0.0
@@ -126,8 +136,10 @@ def over_http(client: httpx.Client, url: str, messages: list[dict],
 
 def bench(name: str, model_dir: Path, tokens: int, repeats: int) -> None:
     llm = axllm.LLM(model_dir)
-    prompts = [[{"role": "user", "content": f"Run {i}: write a short poem about the number {i}."}]
-               for i in range(repeats + 1)]
+    prompts = [
+        [{"role": "user", "content": f"Run {i}: write a short poem about the number {i}."}]
+        for i in range(repeats + 1)
+    ]
     rows: dict[str, list[tuple[float, float, int, float]]] = {"direct": [], "http": []}
     with Server(model_dir) as server, httpx.Client(timeout=600) as client:
         direct(llm, prompts[0], 4)  # warm-up: page in the weights on both sides
@@ -145,15 +157,21 @@ def bench(name: str, model_dir: Path, tokens: int, repeats: int) -> None:
     added_ttft = ttft["http"] - ttft["direct"]
     added_decode = (tps["direct"] / tps["http"] - 1) * 100
     print(f"{name}: {model_dir} ({llm.backend}), {tokens} tokens, median of {repeats}")
-    print(f"  TTFT    direct {ttft['direct']:9.2f} ms   HTTP {ttft['http']:9.2f} ms   "
-          f"added {added_ttft:+7.2f} ms  (target <= 5 ms; the engine's own TTFT: direct "
-          f"{engine['direct']:.2f} ms, in the server {engine['http']:.2f} ms)")
-    print(f"  TTFT outside the engine: direct {outside['direct']:.2f} ms, HTTP {outside['http']:.2f} ms, "
-          f"added {outside['http'] - outside['direct']:+.2f} ms")
+    print(
+        f"  TTFT    direct {ttft['direct']:9.2f} ms   HTTP {ttft['http']:9.2f} ms   "
+        f"added {added_ttft:+7.2f} ms  (target <= 5 ms; the engine's own TTFT: direct "
+        f"{engine['direct']:.2f} ms, in the server {engine['http']:.2f} ms)"
+    )
+    print(
+        f"  TTFT outside the engine: direct {outside['direct']:.2f} ms, HTTP {outside['http']:.2f} ms, "
+        f"added {outside['http'] - outside['direct']:+.2f} ms"
+    )
     per_token_us = (1 / tps["http"] - 1 / tps["direct"]) * 1e6
-    print(f"  decode  direct {tps['direct']:9.1f} tok/s HTTP {tps['http']:9.1f} tok/s "
-          f"added {added_decode:+6.2f} % decode time (target <= 3 %; {per_token_us:+.0f} us/token), "
-          f"{n:.0f} tokens generated")
+    print(
+        f"  decode  direct {tps['direct']:9.1f} tok/s HTTP {tps['http']:9.1f} tok/s "
+        f"added {added_decode:+6.2f} % decode time (target <= 3 %; {per_token_us:+.0f} us/token), "
+        f"{n:.0f} tokens generated"
+    )
     sys.stdout.flush()
 
 
@@ -164,15 +182,17 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--tokens-tiny", type=int, default=200)
     p.add_argument("--tokens-qwen", type=int, default=64)
-    p.add_argument("--engine-threads", type=int,
-                   help="host engine threads for both sides (AXLLM_NUM_THREADS; default: one per core). "
-                        "With 1 on a 2-core host, the HTTP path gets a core of its own, as it has on a "
-                        "board whose NPU does the arithmetic")
+    p.add_argument(
+        "--engine-threads",
+        type=int,
+        help="host engine threads for both sides (AXLLM_NUM_THREADS; default: one per core). "
+        "With 1 on a 2-core host, the HTTP path gets a core of its own, as it has on a "
+        "board whose NPU does the arithmetic",
+    )
     args = p.parse_args()
     if args.engine_threads:
         os.environ["AXLLM_NUM_THREADS"] = str(args.engine_threads)
-    print(f"engine threads: {os.environ.get('AXLLM_NUM_THREADS', 'one per core')} "
-          f"({os.cpu_count()} cores)")
+    print(f"engine threads: {os.environ.get('AXLLM_NUM_THREADS', 'one per core')} ({os.cpu_count()} cores)")
     names = [m for m in args.models.split(",") if m]
     with tempfile.TemporaryDirectory() as tmp:
         if "tiny" in names:

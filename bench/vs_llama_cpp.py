@@ -58,8 +58,10 @@ from typing import Any
 DEFAULT_MODEL = "qwen2.5-coder-0.5b-instruct-q4_k_m"
 FRANCE_QUESTION = "What is the capital of France?"
 FRANCE_ANSWER = "The capital of France is Paris."
-DECODE_QUESTION = ("Write a Python function that checks whether a number is prime, then explain "
-                   "step by step how it works and how fast it is.")
+DECODE_QUESTION = (
+    "Write a Python function that checks whether a number is prime, then explain "
+    "step by step how it works and how fast it is."
+)
 LLAMA_INSTALL = 'CMAKE_ARGS="-DGGML_NATIVE=ON -DGGML_BLAS=OFF" pip install llama-cpp-python==0.3.36'
 BUILD_OPTIONS = {"prefill_len": 128, "kv_cache_len": 1023, "last_kv_cache_len": [128, 256, 384, 512]}
 N_CTX = 1024
@@ -77,6 +79,7 @@ def _rate(tokens: int, ms: float) -> float:
 
 # ---------------------------------------------------------------- llama.cpp worker (subprocess)
 
+
 class _LlamaWorker:
     """Requests to one loaded ``llama_cpp.Llama``; every method returns a JSON-able dict."""
 
@@ -86,27 +89,40 @@ class _LlamaWorker:
 
         self._np = np
         self._lc = llama_cpp
-        self.llm = llama_cpp.Llama(model_path=model, n_ctx=N_CTX, n_threads=threads,
-                                   n_threads_batch=threads, n_batch=N_BATCH, verbose=False)
+        self.llm = llama_cpp.Llama(
+            model_path=model,
+            n_ctx=N_CTX,
+            n_threads=threads,
+            n_threads_batch=threads,
+            n_batch=N_BATCH,
+            verbose=False,
+        )
         self.n_vocab = self.llm.n_vocab()
 
     def info(self) -> dict[str, Any]:
-        return {"llama_cpp_version": self._lc.__version__,
-                "system_info": self._lc.llama_print_system_info().decode(errors="replace").strip(),
-                "flash_attn": bool(self.llm.context_params.flash_attn_type > 0)}
+        return {
+            "llama_cpp_version": self._lc.__version__,
+            "system_info": self._lc.llama_print_system_info().decode(errors="replace").strip(),
+            "flash_attn": bool(self.llm.context_params.flash_attn_type > 0),
+        }
 
     def tokenize(self, text: str) -> dict[str, Any]:
         return {"ids": self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)}
 
     def _argmax(self) -> int:
-        logits = self._np.ctypeslib.as_array(self._lc.llama_get_logits_ith(self.llm.ctx, -1),
-                                             shape=(self.n_vocab,))
+        logits = self._np.ctypeslib.as_array(
+            self._lc.llama_get_logits_ith(self.llm.ctx, -1), shape=(self.n_vocab,)
+        )
         return int(logits.argmax())
 
     def _perf(self) -> dict[str, float]:
         p = self._lc.llama_perf_context(self.llm.ctx)
-        return {"perf_prefill_ms": p.t_p_eval_ms, "perf_prefill_tokens": p.n_p_eval,
-                "perf_decode_ms": p.t_eval_ms, "perf_decode_tokens": p.n_eval}
+        return {
+            "perf_prefill_ms": p.t_p_eval_ms,
+            "perf_prefill_tokens": p.n_p_eval,
+            "perf_decode_ms": p.t_eval_ms,
+            "perf_decode_tokens": p.n_eval,
+        }
 
     def generate(self, ids: list[int], max_new_tokens: int, eos_ids: list[int]) -> dict[str, Any]:
         """Greedy continuation of ``ids``, timed like axllm's ``Metrics``: prefill (prompt to
@@ -132,9 +148,14 @@ class _LlamaWorker:
                 break
             self.llm.eval([token])
             token = self._argmax()
-        return {"tokens": tokens, "finish": finish, "prefill_ms": (t1 - t0) * 1e3,
-                "ttft_ms": (t_first - t0) * 1e3, "decode_ms": (t_last - t_first) * 1e3,
-                **self._perf()}
+        return {
+            "tokens": tokens,
+            "finish": finish,
+            "prefill_ms": (t1 - t0) * 1e3,
+            "ttft_ms": (t_first - t0) * 1e3,
+            "decode_ms": (t_last - t_first) * 1e3,
+            **self._perf(),
+        }
 
 
 def worker_main(model: str, threads: int) -> None:
@@ -171,14 +192,28 @@ class LlamaClient:
 
     def __init__(self, python: str, model: Path, threads: int) -> None:
         self.proc = subprocess.Popen(
-            [python, str(Path(__file__).resolve()), "--worker", "--model-path", str(model),
-             "--threads", str(threads)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+            [
+                python,
+                str(Path(__file__).resolve()),
+                "--worker",
+                "--model-path",
+                str(model),
+                "--threads",
+                str(threads),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
         first = self._read()
         if "error" in first:
             self.close()
-            hint = (f"\nInstall llama.cpp's Python binding for that interpreter:\n  {LLAMA_INSTALL}"
-                    if first.get("import_error") else "")
+            hint = (
+                f"\nInstall llama.cpp's Python binding for that interpreter:\n  {LLAMA_INSTALL}"
+                if first.get("import_error")
+                else ""
+            )
             raise SystemExit(f"llama.cpp worker: {first['error']}{hint}")
         self.info = first
 
@@ -205,6 +240,7 @@ class LlamaClient:
 
 # ---------------------------------------------------------------- models
 
+
 def f16_gguf_path(name: str) -> Path:
     """The cached F16 rewrite of zoo model ``name``, written on first use."""
     from axllm import zoo
@@ -227,8 +263,11 @@ def axllm_build_dir(name: str, f16: Path) -> Path:
     from axllm.build import BuildOptions, build
 
     hist = "_".join(str(h) for h in BUILD_OPTIONS["last_kv_cache_len"])
-    out = (zoo.cache_dir() / "builds" /
-           f"{name}-f16-p{BUILD_OPTIONS['prefill_len']}-c{BUILD_OPTIONS['kv_cache_len']}-h{hist}")
+    out = (
+        zoo.cache_dir()
+        / "builds"
+        / f"{name}-f16-p{BUILD_OPTIONS['prefill_len']}-c{BUILD_OPTIONS['kv_cache_len']}-h{hist}"
+    )
     if (out / "config.json").is_file():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -245,6 +284,7 @@ def axllm_build_dir(name: str, f16: Path) -> Path:
 
 # ---------------------------------------------------------------- measurements
 
+
 class AxllmEngine:
     """axllm's ``LLM`` driven with token ids, reporting what ``LlamaClient.generate`` reports."""
 
@@ -256,8 +296,13 @@ class AxllmEngine:
     def generate(self, ids: list[int], max_new_tokens: int) -> dict[str, Any]:
         c = self.llm.generate(ids, max_new_tokens=max_new_tokens, temperature=0)
         m = c.metrics
-        return {"tokens": list(c.token_ids), "finish": c.finish_reason, "prefill_ms": m.prefill_ms,
-                "ttft_ms": m.ttft_ms, "decode_ms": m.decode_ms}
+        return {
+            "tokens": list(c.token_ids),
+            "finish": c.finish_reason,
+            "prefill_ms": m.prefill_ms,
+            "ttft_ms": m.ttft_ms,
+            "decode_ms": m.decode_ms,
+        }
 
 
 def chat_ids(engine: AxllmEngine, question: str) -> list[int]:
@@ -270,10 +315,13 @@ def long_prompt_ids(engine: AxllmEngine, n: int) -> list[int]:
     lines = []
     i = 0
     while True:
-        lines.append(f"def scale_{i}(values, factor={i % 7 + 2}):\n"
-                     f"    return [v * factor + {i * 3 % 11} for v in values if v % {i % 5 + 2}]\n")
-        text = engine.llm.apply_chat_template([{"role": "user", "content":
-                                                "Review this module:\n\n" + "\n".join(lines)}])
+        lines.append(
+            f"def scale_{i}(values, factor={i % 7 + 2}):\n"
+            f"    return [v * factor + {i * 3 % 11} for v in values if v % {i % 5 + 2}]\n"
+        )
+        text = engine.llm.apply_chat_template(
+            [{"role": "user", "content": "Review this module:\n\n" + "\n".join(lines)}]
+        )
         ids = engine.llm.tokenize(text, add_special_tokens=False)
         if len(ids) >= n:
             return ids[:n]
@@ -289,8 +337,14 @@ def first_difference(a: list[int], b: list[int]) -> int | None:
     return None if len(a) == len(b) else min(len(a), len(b))
 
 
-def correctness(ax: AxllmEngine, ll: LlamaClient, eos: list[int], prompts: dict[str, list[int]],
-                texts: dict[str, str], decode_tokens: int) -> dict[str, Any]:
+def correctness(
+    ax: AxllmEngine,
+    ll: LlamaClient,
+    eos: list[int],
+    prompts: dict[str, list[int]],
+    texts: dict[str, str],
+    decode_tokens: int,
+) -> dict[str, Any]:
     """France answers of both engines, tokenizer agreement, greedy decode agreement."""
     france = chat_ids(ax, FRANCE_QUESTION)
     a = ax.generate(france, 32)
@@ -298,16 +352,20 @@ def correctness(ax: AxllmEngine, ll: LlamaClient, eos: list[int], prompts: dict[
     result: dict[str, Any] = {
         "france_axllm": ax.llm.detokenize(a["tokens"]),
         "france_llama_cpp": ax.llm.detokenize(b["tokens"]),
-        "tokenizers_agree": {k: ll.call("tokenize", text=t)["ids"] == ax.llm.tokenize(
-            t, add_special_tokens=False) for k, t in texts.items()},
+        "tokenizers_agree": {
+            k: ll.call("tokenize", text=t)["ids"] == ax.llm.tokenize(t, add_special_tokens=False)
+            for k, t in texts.items()
+        },
     }
     a = ax.generate(prompts["decode"], decode_tokens)
     b = ll.call("generate", ids=prompts["decode"], max_new_tokens=decode_tokens, eos_ids=eos)
     diff = first_difference(a["tokens"], b["tokens"])
     result["decode_first_difference"] = diff
     if diff is not None:
-        result["decode_axllm_from_difference"] = ax.llm.detokenize(a["tokens"][max(0, diff - 4):diff + 12])
-        result["decode_llama_cpp_from_difference"] = ax.llm.detokenize(b["tokens"][max(0, diff - 4):diff + 12])
+        result["decode_axllm_from_difference"] = ax.llm.detokenize(a["tokens"][max(0, diff - 4) : diff + 12])
+        result["decode_llama_cpp_from_difference"] = ax.llm.detokenize(
+            b["tokens"][max(0, diff - 4) : diff + 12]
+        )
     result["decode_text_axllm"] = ax.llm.detokenize(a["tokens"])
     return result
 
@@ -315,11 +373,12 @@ def correctness(ax: AxllmEngine, ll: LlamaClient, eos: list[int], prompts: dict[
 def check_llama_cpp(python: str) -> None:
     """Exit with the install command unless ``python`` can import ``llama_cpp`` (checked before
     the minutes-long model preparation)."""
-    probe = subprocess.run([python, "-c", "import llama_cpp"], capture_output=True, text=True,
-                           check=False)
+    probe = subprocess.run([python, "-c", "import llama_cpp"], capture_output=True, text=True, check=False)
     if probe.returncode != 0:
-        raise SystemExit(f"cannot import llama_cpp in {python}: {probe.stderr.strip()[-300:]}\n"
-                         f"Install llama.cpp's Python binding for that interpreter:\n  {LLAMA_INSTALL}")
+        raise SystemExit(
+            f"cannot import llama_cpp in {python}: {probe.stderr.strip()[-300:]}\n"
+            f"Install llama.cpp's Python binding for that interpreter:\n  {LLAMA_INSTALL}"
+        )
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -334,8 +393,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     ll = LlamaClient(args.llama_python, f16, args.threads)
     try:
         eos = list(ax.llm.eos_token_ids)
-        texts = {"france": ax.llm.apply_chat_template([{"role": "user", "content": FRANCE_QUESTION}]),
-                 "decode": ax.llm.apply_chat_template([{"role": "user", "content": DECODE_QUESTION}])}
+        texts = {
+            "france": ax.llm.apply_chat_template([{"role": "user", "content": FRANCE_QUESTION}]),
+            "decode": ax.llm.apply_chat_template([{"role": "user", "content": DECODE_QUESTION}]),
+        }
         prompts = {"decode": chat_ids(ax, DECODE_QUESTION)}
         for n in args.prefill_lengths:
             prompts[f"prefill_{n}"] = long_prompt_ids(ax, n)
@@ -346,8 +407,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for kind, ids in prompts.items():
                 new = args.decode_tokens if kind == "decode" else 1
                 for engine in ("axllm", "llama_cpp"):
-                    r = (ax.generate(ids, new) if engine == "axllm" else
-                         ll.call("generate", ids=ids, max_new_tokens=new, eos_ids=eos))
+                    r = (
+                        ax.generate(ids, new)
+                        if engine == "axllm"
+                        else ll.call("generate", ids=ids, max_new_tokens=new, eos_ids=eos)
+                    )
                     if round_ > 0:
                         samples[engine].setdefault(kind, []).append(r)
         load_end = os.getloadavg()
@@ -365,60 +429,86 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         }
         if engine == "llama_cpp":
             out["perf_decode_tok_per_s"] = _median(
-                [_rate(r["perf_decode_tokens"], r["perf_decode_ms"]) for r in dec])
+                [_rate(r["perf_decode_tokens"], r["perf_decode_ms"]) for r in dec]
+            )
         for n in args.prefill_lengths:
             runs = s[f"prefill_{n}"]
             out[f"prefill_{n}_tok_per_s"] = _median([_rate(n, r["prefill_ms"]) for r in runs])
             out[f"prefill_{n}_runs_tok_per_s"] = [_rate(n, r["prefill_ms"]) for r in runs]
             if engine == "llama_cpp":
                 out[f"perf_prefill_{n}_tok_per_s"] = _median(
-                    [_rate(r["perf_prefill_tokens"], r["perf_prefill_ms"]) for r in runs])
+                    [_rate(r["perf_prefill_tokens"], r["perf_prefill_ms"]) for r in runs]
+                )
         return out
 
     return {
-        "model": args.model, "f16_gguf": str(f16), "axllm_model_dir": str(model_dir),
-        "threads": args.threads, "axllm_threads": axllm._core._testing.host_threads(),
-        "axllm_kernel": axllm._core._testing.host_kernel(), "llama_cpp": ll.info, "runs": args.runs,
+        "model": args.model,
+        "f16_gguf": str(f16),
+        "axllm_model_dir": str(model_dir),
+        "threads": args.threads,
+        "axllm_threads": axllm._core._testing.host_threads(),
+        "axllm_kernel": axllm._core._testing.host_kernel(),
+        "llama_cpp": ll.info,
+        "runs": args.runs,
         "prompt_tokens": {k: len(v) for k, v in prompts.items()},
-        "loadavg_start": load_start, "loadavg_end": load_end,
+        "loadavg_start": load_start,
+        "loadavg_end": load_end,
         "correctness": check,
-        "axllm": summarize("axllm"), "llama_cpp_results": summarize("llama_cpp"),
+        "axllm": summarize("axllm"),
+        "llama_cpp_results": summarize("llama_cpp"),
     }
 
 
 def report(res: dict[str, Any]) -> None:
     ax, ll = res["axllm"], res["llama_cpp_results"]
     rows = [("decode tok/s", "decode_tok_per_s")]
-    rows += [(f"prefill tok/s ({n} tok)", f"prefill_{n}_tok_per_s")
-             for n in (int(k.split("_")[1]) for k in ax if k.startswith("prefill_") and
-                       k.endswith("_tok_per_s") and "runs" not in k)]
-    print(f"\nthreads {res['threads']} (axllm {res['axllm_threads']}, kernel {res['axllm_kernel']}); "
-          f"llama-cpp-python {res['llama_cpp']['llama_cpp_version']}, "
-          f"flash_attn={res['llama_cpp']['flash_attn']}; medians of {res['runs']} interleaved runs")
+    rows += [
+        (f"prefill tok/s ({n} tok)", f"prefill_{n}_tok_per_s")
+        for n in (
+            int(k.split("_")[1])
+            for k in ax
+            if k.startswith("prefill_") and k.endswith("_tok_per_s") and "runs" not in k
+        )
+    ]
+    print(
+        f"\nthreads {res['threads']} (axllm {res['axllm_threads']}, kernel {res['axllm_kernel']}); "
+        f"llama-cpp-python {res['llama_cpp']['llama_cpp_version']}, "
+        f"flash_attn={res['llama_cpp']['flash_attn']}; medians of {res['runs']} interleaved runs"
+    )
     print(f"load average at start {res['loadavg_start']}, at end {res['loadavg_end']}")
     print(f"\n{'':26s}{'axllm':>10s}{'llama.cpp':>12s}{'ratio':>8s}")
     for label, key in rows:
         a, b = ax[key], ll[key]
         print(f"{label:26s}{a:10.2f}{b:12.2f}{a / b if b else float('nan'):8.2f}")
-    print(f"\ndecode tokens generated per run: axllm {ax['decode_generated_tokens']}, "
-          f"llama.cpp {ll['decode_generated_tokens']}")
-    print(f"raw decode tok/s: axllm {[round(x, 2) for x in ax['decode_runs_tok_per_s']]}, "
-          f"llama.cpp {[round(x, 2) for x in ll['decode_runs_tok_per_s']]}")
+    print(
+        f"\ndecode tokens generated per run: axllm {ax['decode_generated_tokens']}, "
+        f"llama.cpp {ll['decode_generated_tokens']}"
+    )
+    print(
+        f"raw decode tok/s: axllm {[round(x, 2) for x in ax['decode_runs_tok_per_s']]}, "
+        f"llama.cpp {[round(x, 2) for x in ll['decode_runs_tok_per_s']]}"
+    )
     for label, key in rows[1:]:
         runs = key.replace("_tok_per_s", "_runs_tok_per_s")
-        print(f"raw {label}: axllm {[round(x, 1) for x in ax[runs]]}, "
-              f"llama.cpp {[round(x, 1) for x in ll[runs]]}")
+        print(
+            f"raw {label}: axllm {[round(x, 1) for x in ax[runs]]}, "
+            f"llama.cpp {[round(x, 1) for x in ll[runs]]}"
+        )
     perf = ", ".join(f"{k[5:]} {v:.2f}" for k, v in ll.items() if k.startswith("perf_"))
     print(f"llama.cpp's own perf counters (engine only): {perf}")
     target = ax["decode_tok_per_s"] / ll["decode_tok_per_s"] if ll["decode_tok_per_s"] else 0.0
-    print(f"target axllm decode >= 0.8x llama.cpp: {'met' if target >= 0.8 else 'NOT met'} "
-          f"({target:.2f}x)")
-    noisy = [f"{engine} {key}" for engine, r in (("axllm", ax), ("llama.cpp", ll))
-             for key, runs in r.items() if key.endswith("_runs_tok_per_s")
-             and min(runs) < NOISY_SPREAD * max(runs)]
+    print(f"target axllm decode >= 0.8x llama.cpp: {'met' if target >= 0.8 else 'NOT met'} ({target:.2f}x)")
+    noisy = [
+        f"{engine} {key}"
+        for engine, r in (("axllm", ax), ("llama.cpp", ll))
+        for key, runs in r.items()
+        if key.endswith("_runs_tok_per_s") and min(runs) < NOISY_SPREAD * max(runs)
+    ]
     if noisy:
-        print(f"WARNING: noisy measurement (slowest run < {NOISY_SPREAD:.0%} of fastest: "
-              f"{', '.join(noisy)}); another process was probably using the cores, rerun idle")
+        print(
+            f"WARNING: noisy measurement (slowest run < {NOISY_SPREAD:.0%} of fastest: "
+            f"{', '.join(noisy)}); another process was probably using the cores, rerun idle"
+        )
     c = res["correctness"]
     print(f"\nFrance, axllm:     {c['france_axllm']!r}")
     print(f"France, llama.cpp: {c['france_llama_cpp']!r}")
@@ -426,15 +516,20 @@ def report(res: dict[str, Any]) -> None:
     if c["decode_first_difference"] is None:
         print("greedy decode tokens: identical")
     else:
-        print(f"greedy decode tokens differ from position {c['decode_first_difference']}:\n"
-              f"  axllm:     {c['decode_axllm_from_difference']!r}\n"
-              f"  llama.cpp: {c['decode_llama_cpp_from_difference']!r}")
+        print(
+            f"greedy decode tokens differ from position {c['decode_first_difference']}:\n"
+            f"  axllm:     {c['decode_axllm_from_difference']!r}\n"
+            f"  llama.cpp: {c['decode_llama_cpp_from_difference']!r}"
+        )
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--llama-python", default=sys.executable,
-                   help="interpreter with llama_cpp installed (default: this one)")
+    p.add_argument(
+        "--llama-python",
+        default=sys.executable,
+        help="interpreter with llama_cpp installed (default: this one)",
+    )
     p.add_argument("--model", default=DEFAULT_MODEL, help="axllm.zoo model name")
     p.add_argument("--f16", help="use this F16 GGUF instead of the cached rewrite of --model")
     p.add_argument("--threads", type=int, default=2)

@@ -42,16 +42,21 @@ def render_prompt(model_dir: Path, question: str) -> str:
     config = json.loads((model_dir / "tokenizer_config.json").read_text())
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
     template = env.from_string(config["chat_template"])
-    return template.render(messages=[{"role": "user", "content": question}],
-                           add_generation_prompt=True, bos_token=config.get("bos_token") or "",
-                           eos_token=config.get("eos_token") or "")
+    return template.render(
+        messages=[{"role": "user", "content": question}],
+        add_generation_prompt=True,
+        bos_token=config.get("bos_token") or "",
+        eos_token=config.get("eos_token") or "",
+    )
 
 
 class Runner:
     def __init__(self, model_dir: Path):
         b = json.loads((model_dir / "config.json").read_text())["axllm_build"]
-        self.layers = [axllm.InferenceSession(model_dir / (b["template_filename_axmodel"] % i))
-                       for i in range(b["axmodel_num"])]
+        self.layers = [
+            axllm.InferenceSession(model_dir / (b["template_filename_axmodel"] % i))
+            for i in range(b["axmodel_num"])
+        ]
         self.post = axllm.InferenceSession(model_dir / b["filename_post_axmodel"])
         g0 = {i.name: i for i in self.layers[0].get_inputs(0)}
         g1 = {i.name: i for i in self.layers[0].get_inputs(1)}
@@ -60,7 +65,8 @@ class Runner:
         self.p = g1["input"].shape[1]
         self.hidden = b["tokens_embed_size"]
         self.embed = np.memmap(model_dir / b["filename_tokens_embed"], dtype=np.uint16, mode="r").reshape(
-            b["tokens_embed_num"], self.hidden)
+            b["tokens_embed_num"], self.hidden
+        )
         self.k = [np.zeros(g0["K_cache"].shape, self.dtype) for _ in self.layers]
         self.v = [np.zeros(g0["V_cache"].shape, self.dtype) for _ in self.layers]
         self.blocked = -65536.0
@@ -86,9 +92,17 @@ class Runner:
         idx[0, :n] = np.arange(n)
         d = self.k[0].shape[2]
         for i, sess in enumerate(self.layers):
-            k, v, x = sess.run(None, {"input": x, "indices": idx, "mask": mask.astype(self.dtype),
-                                      "K_cache": np.zeros((1, 1, d), self.dtype),
-                                      "V_cache": np.zeros((1, 1, d), self.dtype)}, shape_group=1)
+            k, v, x = sess.run(
+                None,
+                {
+                    "input": x,
+                    "indices": idx,
+                    "mask": mask.astype(self.dtype),
+                    "K_cache": np.zeros((1, 1, d), self.dtype),
+                    "V_cache": np.zeros((1, 1, d), self.dtype),
+                },
+                shape_group=1,
+            )
             self.k[i][0, :n] = k[0, :n]
             self.v[i][0, :n] = v[0, :n]
         return self.logits(x[0, n - 1])
@@ -101,8 +115,11 @@ class Runner:
         h = self.embed_rows([token]).reshape(1, 1, -1)
         idx = np.array([[pos]], np.uint32)
         for i, sess in enumerate(self.layers):
-            k, v, h = sess.run(None, {"input": h, "indices": idx, "mask": mask, "K_cache": self.k[i],
-                                      "V_cache": self.v[i]}, shape_group=0)
+            k, v, h = sess.run(
+                None,
+                {"input": h, "indices": idx, "mask": mask, "K_cache": self.k[i], "V_cache": self.v[i]},
+                shape_group=0,
+            )
             self.k[i][0, pos] = k[0, 0]
             self.v[i][0, pos] = v[0, 0]
         return self.logits(h)
@@ -139,9 +156,12 @@ def main() -> int:
         token = int(np.argmax(runner.decode(token, pos)))
         pos += 1
     elapsed = time.perf_counter() - t1
-    print(f"\n[{len(ids)} prompt tokens, TTFT {ttft * 1e3:.0f} ms, {generated} tokens at "
-          f"{generated / max(elapsed, 1e-9):.1f} tok/s, engine: {axllm._core._testing.host_kernel()} x "
-          f"{axllm._core._testing.host_threads()} threads]", file=sys.stderr)
+    print(
+        f"\n[{len(ids)} prompt tokens, TTFT {ttft * 1e3:.0f} ms, {generated} tokens at "
+        f"{generated / max(elapsed, 1e-9):.1f} tok/s, engine: {axllm._core._testing.host_kernel()} x "
+        f"{axllm._core._testing.host_threads()} threads]",
+        file=sys.stderr,
+    )
     return 0
 
 

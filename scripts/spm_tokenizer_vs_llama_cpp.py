@@ -38,23 +38,31 @@ json.dump([model.tokenize(t.encode(), add_bos=False, special=True) for t in text
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--llama-python", default=sys.executable,
-                        help="a Python interpreter with llama-cpp-python installed")
+    parser.add_argument(
+        "--llama-python", default=sys.executable, help="a Python interpreter with llama-cpp-python installed"
+    )
     args = parser.parse_args()
     sp = cases.train_spm()
     with tempfile.TemporaryDirectory() as tmp:
         path = cases.write_spm_gguf(Path(tmp) / "spm.gguf", sp)
         ours = build_tokenizer(gguf.GGUFReader(path))
         texts = cases.TEXTS
-        r = subprocess.run([args.llama_python, "-c", LLAMA_TOKENIZE, str(path)], input=json.dumps(texts),
-                           capture_output=True, text=True, check=True)
+        r = subprocess.run(
+            [args.llama_python, "-c", LLAMA_TOKENIZE, str(path)],
+            input=json.dumps(texts),
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         llama = json.loads(r.stdout)
     got = [ours.encode(t, add_special_tokens=False).ids for t in texts]
     vs_llama = [t for t, a, b in zip(texts, got, llama) if a != b]
     plain = [(t, a) for t, a in zip(texts, got) if cases.USER_DEFINED not in t]
     vs_sp = [t for t, a in plain if a != sp.encode(t)]
-    print(f"{len(texts)} texts: {len(vs_llama)} differ from llama.cpp; "
-          f"{len(vs_sp)} of {len(plain)} without user-defined tokens differ from sentencepiece")
+    print(
+        f"{len(texts)} texts: {len(vs_llama)} differ from llama.cpp; "
+        f"{len(vs_sp)} of {len(plain)} without user-defined tokens differ from sentencepiece"
+    )
     for text in vs_llama[:5]:
         print("  llama.cpp differs on", repr(text))
     return 1 if vs_llama or vs_sp else 0

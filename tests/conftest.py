@@ -50,8 +50,11 @@ def qwen_build(real_gguf, tmp_path_factory):
     128 and 256 (built fresh for the session, never taken from a cache)."""
     from axllm.build import BuildOptions, build
 
-    return build(real_gguf(QWEN), tmp_path_factory.mktemp("qwen_bf16"),
-                 BuildOptions(prefill_len=128, kv_cache_len=1023, last_kv_cache_len=[128, 256]))
+    return build(
+        real_gguf(QWEN),
+        tmp_path_factory.mktemp("qwen_bf16"),
+        BuildOptions(prefill_len=128, kv_cache_len=1023, last_kv_cache_len=[128, 256]),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -59,9 +62,11 @@ def qwen_hf(real_gguf):
     """transformers' own model of the same GGUF (its loader dequantizes to float32)."""
     import torch
     import transformers
+
     path = real_gguf(QWEN)
     return transformers.AutoModelForCausalLM.from_pretrained(
-        str(path.parent), gguf_file=path.name, dtype=torch.float32, attn_implementation="eager").eval()
+        str(path.parent), gguf_file=path.name, dtype=torch.float32, attn_implementation="eager"
+    ).eval()
 
 
 @pytest.fixture(scope="session")
@@ -74,14 +79,28 @@ def cpp_build(tmp_path_factory):
 
     cmake = shutil.which("cmake")
     if not cmake or not shutil.which("ctest"):
-        pytest.fail("cmake and ctest are test dependencies (the C++ unit tests and the vendor "
-                    "stand-ins are built with them) and are not on PATH")
+        pytest.fail(
+            "cmake and ctest are test dependencies (the C++ unit tests and the vendor "
+            "stand-ins are built with them) and are not on PATH"
+        )
     root = Path(__file__).resolve().parents[1]
     build = Path(os.environ.get("AXLLM_CTEST_BUILD_DIR") or tmp_path_factory.mktemp("ctest"))
     werror = "ON" if os.environ.get("CI") else "OFF"
-    r = subprocess.run([cmake, "-S", str(root), "-B", str(build), "-DAXLLM_BUILD_TESTS=ON",
-                        "-DAXLLM_BUILD_STANDIN=ON", "-DAXLLM_BUILD_PYTHON=OFF", f"-DAXLLM_WERROR={werror}"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            cmake,
+            "-S",
+            str(root),
+            "-B",
+            str(build),
+            "-DAXLLM_BUILD_TESTS=ON",
+            "-DAXLLM_BUILD_STANDIN=ON",
+            "-DAXLLM_BUILD_PYTHON=OFF",
+            f"-DAXLLM_WERROR={werror}",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
     r = subprocess.run([cmake, "--build", str(build), "-j2"], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]

@@ -10,10 +10,8 @@ import threading
 import time
 
 import pytest
-
 import torch  # noqa: F401
 import transformers  # noqa: F401
-
 from helpers.tiny_models import TinyConfig, make_model, save_model  # noqa: E402
 from helpers.tiny_tokenizer import write_tiny_tokenizer  # noqa: E402
 
@@ -31,20 +29,35 @@ def llm(tmp_path_factory):
     cfg = TinyConfig("qwen2", num_heads=4, num_kv_heads=2, vocab_size=300, seed=41)
     hf = save_model(make_model(cfg), tmp_path_factory.mktemp("aio") / "hf")
     write_tiny_tokenizer(hf)
-    out = build(hf, tmp_path_factory.mktemp("aiob"),
-                BuildOptions(prefill_len=8, kv_cache_len=96, hidden_state_type="fp32", weight_type="fp32"))
+    out = build(
+        hf,
+        tmp_path_factory.mktemp("aiob"),
+        BuildOptions(prefill_len=8, kv_cache_len=96, hidden_state_type="fp32", weight_type="fp32"),
+    )
     return axllm.LLM(out)
 
 
 @pytest.fixture(scope="module")
 def slow_llm(tmp_path_factory):
     """A model whose generations take well over 100 ms on the host engine."""
-    cfg = TinyConfig("llama", hidden_size=512, num_heads=8, num_kv_heads=2, head_dim=64,
-                     intermediate_size=2048, num_layers=4, vocab_size=300, seed=5)
+    cfg = TinyConfig(
+        "llama",
+        hidden_size=512,
+        num_heads=8,
+        num_kv_heads=2,
+        head_dim=64,
+        intermediate_size=2048,
+        num_layers=4,
+        vocab_size=300,
+        seed=5,
+    )
     hf = save_model(make_model(cfg), tmp_path_factory.mktemp("aioslow") / "hf")
     write_tiny_tokenizer(hf)
-    out = build(hf, tmp_path_factory.mktemp("aioslowb"),
-                BuildOptions(prefill_len=64, kv_cache_len=256, hidden_state_type="fp32", weight_type="fp32"))
+    out = build(
+        hf,
+        tmp_path_factory.mktemp("aioslowb"),
+        BuildOptions(prefill_len=64, kv_cache_len=256, hidden_state_type="fp32", weight_type="fp32"),
+    )
     return axllm.LLM(out)
 
 
@@ -73,7 +86,10 @@ def test_agenerate_and_achat_equal_the_sync_calls(llm):
     assert (got.text, got.token_ids, got.finish_reason) == (want.text, want.token_ids, "length")
     assert got.metrics.generated_tokens == 40
     assert (got_chat.text, got_chat.token_ids, got_chat.finish_reason) == (
-        want_chat.text, want_chat.token_ids, want_chat.finish_reason)
+        want_chat.text,
+        want_chat.token_ids,
+        want_chat.finish_reason,
+    )
 
 
 def test_astream_chunks_concatenate_to_the_completion(llm):
@@ -122,7 +138,7 @@ def test_break_ends_the_worker_and_the_next_generation_works(llm):
     async def main():
         baseline = threading.active_count()
         seen = 0
-        async for chunk in aio.astream(llm, "generate", "other", max_new_tokens=80, temperature=0):
+        async for _chunk in aio.astream(llm, "generate", "other", max_new_tokens=80, temperature=0):
             seen += 1
             if seen == 3:
                 break
@@ -164,8 +180,7 @@ def test_task_cancellation_ends_the_worker(slow_llm):
         started = asyncio.Event()
 
         async def consume():
-            async for _ in aio.astream(slow_llm, "generate", LONG_PROMPT, max_new_tokens=150,
-                                       temperature=0):
+            async for _ in aio.astream(slow_llm, "generate", LONG_PROMPT, max_new_tokens=150, temperature=0):
                 started.set()
 
         task = asyncio.create_task(consume())

@@ -18,13 +18,17 @@ import time
 from collections import Counter
 
 import pytest
-
 import transformers  # noqa: F401
-
-from helpers.standin_models import (check_session_close_counts, host_and_npu_models, ledger_counter,  # noqa: E402
-                                    llm_close_code, run_python, session_close_code, session_parity_code)
+from helpers.standin_models import (  # noqa: E402
+    check_session_close_counts,
+    host_and_npu_models,
+    ledger_counter,
+    llm_close_code,
+    run_python,
+    session_close_code,
+    session_parity_code,
+)
 from helpers.tiny_models import TinyConfig  # noqa: E402
-
 
 # Ledger events counted around close: allocations, frees, model loads, model unloads.
 LEDGER_EVENTS = ("alloc ", "free ", "AX_ENGINE_CreateHandle", "AX_ENGINE_DestroyHandle")
@@ -34,7 +38,10 @@ PROMPT = [(3 * i + 5) % 250 for i in range(19)]
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     """A host build and the same model as ".axmodel" stand-in files."""
-    return host_and_npu_models(tmp_path_factory.mktemp("ax"), TinyConfig("llama", num_heads=4, num_kv_heads=2, vocab_size=300, seed=61))
+    return host_and_npu_models(
+        tmp_path_factory.mktemp("ax"),
+        TinyConfig("llama", num_heads=4, num_kv_heads=2, vocab_size=300, seed=61),
+    )
 
 
 def run_py(code: str, env_extra: dict, timeout: float = 180) -> subprocess.CompletedProcess:
@@ -59,8 +66,10 @@ def test_greedy_through_ax_equals_host(models, cpp_build, tmp_path):
     host, npu = models
     ledger = tmp_path / "ledger.txt"
     cpu = run_py(greedy_code(host, "host"), {})
-    ax = run_py(greedy_code(npu, "auto"), {"AXLLM_AX_LIB_DIR": str(cpp_build / "standin"),
-                                           "AXLLM_STANDIN_LEDGER": str(ledger)})
+    ax = run_py(
+        greedy_code(npu, "auto"),
+        {"AXLLM_AX_LIB_DIR": str(cpp_build / "standin"), "AXLLM_STANDIN_LEDGER": str(ledger)},
+    )
     assert cpu.returncode == 0, cpu.stderr
     assert ax.returncode == 0, ax.stderr
     a, b = json.loads(cpu.stdout), json.loads(ax.stdout)
@@ -89,7 +98,9 @@ def test_greedy_through_ax_equals_host(models, cpp_build, tmp_path):
             phy, size = x.split(":")
             assert f"{phy} {size}" in flushed, f"run {k}: input {x} not flushed before the run"
         nxt = runs[k + 1] if k + 1 < len(runs) else len(events)
-        invalidated = {" ".join(events[j][0].split()[1:3]) for j in range(i + 1, nxt) if names[j] == "invalidate"}
+        invalidated = {
+            " ".join(events[j][0].split()[1:3]) for j in range(i + 1, nxt) if names[j] == "invalidate"
+        }
         for x in outs:
             phy, size = x.split(":")
             assert f"{phy} {size}" in invalidated, f"run {k}: output {x} not invalidated after the run"
@@ -103,13 +114,16 @@ def test_greedy_through_ax_equals_host(models, cpp_build, tmp_path):
 def test_close_frees_every_buffer_once(models, cpp_build, tmp_path):
     host, npu = models
     ledger = tmp_path / "ledger.txt"
-    code = greedy_code(npu, "ax", 3) + f"""
+    code = (
+        greedy_code(npu, "ax", 3)
+        + f"""
 import gc
 del llm, out
 gc.collect()
 lines = open({str(ledger)!r}).read().splitlines()
 print(json.dumps([sum(l.startswith("alloc ") for l in lines), sum(l.startswith("free ") for l in lines)]))
 """
+    )
     r = run_py(code, {"AXLLM_AX_LIB_DIR": str(cpp_build / "standin"), "AXLLM_STANDIN_LEDGER": str(ledger)})
     assert r.returncode == 0, r.stderr
     n_alloc, n_free_at_close = json.loads(r.stdout.splitlines()[-1])
@@ -135,8 +149,9 @@ def test_llm_close_frees_every_buffer_once(models, cpp_build, tmp_path):
     assert n_alloc > 0 and n_free == n_alloc, "LLM.close() frees its CMM, before exit"
     assert n_create == n_destroy == 3, "and destroys its engine handles"
     events = [e[0] for e in ledger_events(ledger)]
-    assert sorted(e.split()[1] for e in events if e.startswith("alloc ")) == \
-        sorted(e.split()[1] for e in events if e.startswith("free ")), "exit frees nothing twice"
+    assert sorted(e.split()[1] for e in events if e.startswith("alloc ")) == sorted(
+        e.split()[1] for e in events if e.startswith("free ")
+    ), "exit frees nothing twice"
 
 
 def test_inference_session_close_frees_its_memory(models, cpp_build, tmp_path):
@@ -150,7 +165,9 @@ def test_inference_session_close_frees_its_memory(models, cpp_build, tmp_path):
     check_session_close_counts(r.stdout)
     events = [e[0] for e in ledger_events(ledger)]
     frees = Counter(e.split()[1] for e in events if e.startswith("free "))
-    assert all(v == 1 for v in frees.values()) and not any("-invalid" in e for e in events), "exit frees nothing twice"
+    assert all(v == 1 for v in frees.values()) and not any("-invalid" in e for e in events), (
+        "exit frees nothing twice"
+    )
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
@@ -163,14 +180,16 @@ def test_signal_frees_cmm(models, cpp_build, tmp_path, sig):
     code = f"""
 import axllm, sys, numpy as np
 llm = axllm.LLM({str(npu)!r}, backend="ax")
-s = axllm.InferenceSession({str(npu / 'llama_p8_l0_together.axmodel')!r})
+s = axllm.InferenceSession({str(npu / "llama_p8_l0_together.axmodel")!r})
 s.run(None, {{i.name: np.ones(i.shape, i.dtype) for i in s.get_inputs(1)}}, shape_group=1)
 print("READY", flush=True)
 while True:
     llm.generate({PROMPT!r}, max_new_tokens=40, temperature=1.0, seed=1)
 """
     env = {**os.environ, "AXLLM_AX_LIB_DIR": str(cpp_build / "standin"), "AXLLM_STANDIN_LEDGER": str(ledger)}
-    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    p = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
     assert p.stdout.readline().strip() == "READY"
     time.sleep(0.5)
     p.send_signal(sig)
@@ -207,7 +226,10 @@ try:
 except axllm.EngineError as e:
     print(e.function, hex(e.code & 0xffffffff), str(e))
 """
-    r = run_py(code, {"AXLLM_AX_LIB_DIR": str(cpp_build / "standin"), "AXLLM_STANDIN_FAIL": "AX_ENGINE_RunGroupIOSync"})
+    r = run_py(
+        code,
+        {"AXLLM_AX_LIB_DIR": str(cpp_build / "standin"), "AXLLM_STANDIN_FAIL": "AX_ENGINE_RunGroupIOSync"},
+    )
     assert r.returncode == 0, r.stderr
     function, code_hex, message = r.stdout.split(" ", 2)
     assert function == "AX_ENGINE_RunGroupIOSync" and code_hex == "0x80060001"
@@ -226,12 +248,19 @@ def test_inspect_on_both_backends(models, cpp_build):
     host, npu = models
     env = {"AXLLM_AX_LIB_DIR": str(cpp_build / "standin")}
     for d, backend in ((host, "host"), (npu, "ax")):
-        r = subprocess.run([sys.executable, "-m", "axllm.inspect", str(d)], capture_output=True, text=True,
-                           env={**os.environ, **env}, timeout=120)
+        r = subprocess.run(
+            [sys.executable, "-m", "axllm.inspect", str(d)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **env},
+            timeout=120,
+        )
         assert r.returncode == 0, r.stderr
         assert f"backend {backend}, 2 layers" in r.stdout
         assert "D (kv dim) 32, C (context) 64, P (prefill) 8" in r.stdout
         assert "2 = prefill with history H_g 8; 3 = prefill with history H_g 16" in r.stdout
         assert re.search(r"in  mask +\[1,8,24\] +bfloat16 +384 B", r.stdout)
-    r = subprocess.run([sys.executable, "-m", "axllm.inspect", str(npu / "missing")], capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "axllm.inspect", str(npu / "missing")], capture_output=True, text=True
+    )
     assert r.returncode == 1 and r.stderr.startswith("error: ")

@@ -18,13 +18,17 @@ import time
 from collections import Counter, defaultdict
 
 import pytest
-
 import transformers  # noqa: F401
-
-from helpers.standin_models import (check_session_close_counts, host_and_npu_models, ledger_counter,  # noqa: E402
-                                    llm_close_code, run_python, session_close_code, session_parity_code)
+from helpers.standin_models import (  # noqa: E402
+    check_session_close_counts,
+    host_and_npu_models,
+    ledger_counter,
+    llm_close_code,
+    run_python,
+    session_close_code,
+    session_parity_code,
+)
 from helpers.tiny_models import TinyConfig  # noqa: E402
-
 
 # Ledger events counted around close: allocations, frees, model loads, model unloads.
 LEDGER_EVENTS = ("axclrtMalloc ", "axclrtFree ", "model ", "axclrtEngineUnload")
@@ -35,7 +39,10 @@ FIRST_ID = 129  # the stand-in's first device id (cards report bus numbers, not 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     """A host build and the same model as ".axmodel" stand-in files."""
-    return host_and_npu_models(tmp_path_factory.mktemp("axcl"), TinyConfig("llama", num_heads=4, num_kv_heads=2, num_layers=3, vocab_size=300, seed=71))
+    return host_and_npu_models(
+        tmp_path_factory.mktemp("axcl"),
+        TinyConfig("llama", num_heads=4, num_kv_heads=2, num_layers=3, vocab_size=300, seed=71),
+    )
 
 
 def run_py(code: str, env_extra: dict, timeout: float = 180) -> subprocess.CompletedProcess:
@@ -89,16 +96,18 @@ def test_greedy_through_axcl_equals_host(models, cpp_build, tmp_path, cards):
     events = parse(ledger)
     names = [e[0] for e in events]
     assert names.count("axclInit") == 1 and names.count("axclFinalize") == 1
-    assert not any(n.endswith("-invalid") or n.endswith("-failed") for n in names), \
-        [e for e in events if e[0].endswith(("-invalid", "-failed"))]
+    assert not any(n.endswith("-invalid") or n.endswith("-failed") for n in names), [
+        e for e in events if e[0].endswith(("-invalid", "-failed"))
+    ]
 
     # Contexts: every device call made with a current context for its card, each card's calls
     # from one thread (its worker), never from the thread that initialised AXCL.
     init_tid = events[names.index("axclInit")][2]
-    assert all(f.get("ctx") in ("ok", "n/a") for _, f, _, _ in events), \
-        [e for e in events if e[1].get("ctx") not in ("ok", "n/a")][:5]
+    assert all(f.get("ctx") in ("ok", "n/a") for _, f, _, _ in events), [
+        e for e in events if e[1].get("ctx") not in ("ok", "n/a")
+    ][:5]
     tids = defaultdict(set)
-    for n, f, tid, _ in events:
+    for _n, f, tid, _ in events:
         if f.get("ctx") == "ok":
             tids[f["dev"]].add(tid)
     expected = {str(FIRST_ID + 1)} if cards == 1 else {str(FIRST_ID), str(FIRST_ID + 1)}
@@ -111,8 +120,11 @@ def test_greedy_through_axcl_equals_host(models, cpp_build, tmp_path, cards):
     # Placement: 3 layers on 2 cards -> layers 0,1 on the first card, layer 2 and post on the last.
     loads = {e[3][-1].rsplit("/", 1)[-1]: e[1]["dev"] for e in events if e[0] == "model"}
     if cards == 2:
-        assert [loads[f"llama_p8_l{i}_together.axmodel"] for i in range(3)] == \
-            [str(FIRST_ID), str(FIRST_ID), str(FIRST_ID + 1)]
+        assert [loads[f"llama_p8_l{i}_together.axmodel"] for i in range(3)] == [
+            str(FIRST_ID),
+            str(FIRST_ID),
+            str(FIRST_ID + 1),
+        ]
         assert loads["llama_post.axmodel"] == str(FIRST_ID + 1)
         runs = Counter(e[1]["dev"] for e in events if e[0] == "axclrtEngineExecute")
         assert runs[str(FIRST_ID)] > 0 and runs[str(FIRST_ID + 1)] > 0
@@ -134,7 +146,9 @@ def test_greedy_through_axcl_equals_host(models, cpp_build, tmp_path, cards):
     row = g["kv_dim"] * esz
     rows = max([g["kv_len"], *g["history_capacity"]]) + g["prefill_len"]
     kv_sizes = {row, g["kv_len"] * row, rows * row, g["prefill_len"] * row}
-    first_decode = next(i for i, (n, f, _, _) in enumerate(events) if n == "axclrtEngineExecute" and f["g"] == "0")
+    first_decode = next(
+        i for i, (n, f, _, _) in enumerate(events) if n == "axclrtEngineExecute" and f["g"] == "0"
+    )
     decode = events[first_decode:fin]
     assert not any(n == "axclrtMalloc" for n, _, _, _ in decode), "allocation per token"
     copies = [(f["kind"], int(f["size"])) for n, f, _, _ in decode if n == "axclrtMemcpy"]
@@ -154,13 +168,17 @@ def test_greedy_through_axcl_equals_host(models, cpp_build, tmp_path, cards):
 def test_close_frees_every_buffer_once(models, cpp_build, tmp_path):
     host, npu = models
     ledger = tmp_path / "ledger.txt"
-    code = greedy_code(npu, "axcl", 3, devices=[0, 1]) + f"""
+    code = (
+        greedy_code(npu, "axcl", 3, devices=[0, 1])
+        + f"""
 import gc
 del llm, out
 gc.collect()
 lines = open({str(ledger)!r}).read().splitlines()
-print(json.dumps([sum(l.startswith("axclrtMalloc ") for l in lines), sum(l.startswith("axclrtFree ") for l in lines)]))
+mallocs = sum(l.startswith("axclrtMalloc ") for l in lines)
+print(json.dumps([mallocs, sum(l.startswith("axclrtFree ") for l in lines)]))
 """
+    )
     r = run_py(code, axcl_env(cpp_build, ledger))
     assert r.returncode == 0, r.stderr
     n_alloc, n_free_at_close = json.loads(r.stdout.splitlines()[-1])
@@ -180,7 +198,11 @@ def test_llm_close_frees_every_buffer_once(models, cpp_build, tmp_path):
     its card's context; the LLM refuses use after it; exit frees nothing twice."""
     host, npu = models
     ledger = tmp_path / "ledger.txt"
-    code = greedy_code(npu, "axcl", 3, devices=[0, 1]) + ledger_counter(ledger, LEDGER_EVENTS) + llm_close_code(PROMPT)
+    code = (
+        greedy_code(npu, "axcl", 3, devices=[0, 1])
+        + ledger_counter(ledger, LEDGER_EVENTS)
+        + llm_close_code(PROMPT)
+    )
     r = run_py(code, axcl_env(cpp_build, ledger))
     assert r.returncode == 0, r.stderr
     n_alloc, n_free, n_load, n_unload = json.loads(r.stdout.splitlines()[-1])
@@ -188,7 +210,9 @@ def test_llm_close_frees_every_buffer_once(models, cpp_build, tmp_path):
     assert n_load == n_unload == 4, "and unloads its models"
     events = parse(ledger)
     allocs = Counter(f["ptr"] for n, f, _, _ in events if n == "axclrtMalloc")
-    assert Counter(f["ptr"] for n, f, _, _ in events if n == "axclrtFree") == allocs, "exit frees nothing twice"
+    assert Counter(f["ptr"] for n, f, _, _ in events if n == "axclrtFree") == allocs, (
+        "exit frees nothing twice"
+    )
     assert all(f.get("ctx") in ("ok", "n/a") for _, f, _, _ in events)
 
 
@@ -218,7 +242,7 @@ def test_signal_frees_device_memory(models, cpp_build, tmp_path, sig):
     code = f"""
 import axllm, numpy as np
 llm = axllm.LLM({str(npu)!r}, backend="axcl", devices=[0, 1])
-s = axllm.InferenceSession({str(npu / 'llama_p8_l0_together.axmodel')!r})
+s = axllm.InferenceSession({str(npu / "llama_p8_l0_together.axmodel")!r})
 s.run(None, {{i.name: np.ones(i.shape, i.dtype) for i in s.get_inputs(1)}}, shape_group=1)
 print("READY", flush=True)
 while True:
@@ -226,7 +250,9 @@ while True:
 """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AXLLM_AX", "AXLLM_STANDIN"))}
     env.update(axcl_env(cpp_build, ledger))
-    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    p = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
     assert p.stdout.readline().strip() == "READY", p.stderr.read()
     time.sleep(0.5)
     p.send_signal(sig)
@@ -236,7 +262,9 @@ while True:
     allocs = Counter(f["ptr"] for n, f, _, _ in events if n == "axclrtMalloc")
     frees = Counter(f["ptr"] for n, f, _, _ in events if n == "axclrtFree")
     assert allocs and frees == allocs, f"{sig.name} must free every device block exactly once"
-    assert all(f.get("ctx") in ("ok", "n/a") for _, f, _, _ in events), "frees on the signal take the card's context"
+    assert all(f.get("ctx") in ("ok", "n/a") for _, f, _, _ in events), (
+        "frees on the signal take the card's context"
+    )
     assert any(e[0] == "axclrtEngineExecute" for e in events)
 
 

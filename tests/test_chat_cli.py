@@ -7,9 +7,7 @@ import subprocess
 import sys
 
 import pytest
-
 import transformers  # noqa: F401
-
 from helpers.tiny_models import TinyConfig, make_model, save_model  # noqa: E402
 from helpers.tiny_tokenizer import write_tiny_tokenizer  # noqa: E402
 
@@ -17,16 +15,23 @@ from axllm.build import BuildOptions, build  # noqa: E402
 
 
 def run_chat(args, stdin, timeout=600):
-    return subprocess.run([sys.executable, "-m", "axllm.chat", *args], input=stdin, text=True,
-                          capture_output=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "axllm.chat", *args],
+        input=stdin,
+        text=True,
+        capture_output=True,
+        timeout=timeout,
+    )
 
 
 def test_two_turns_and_reset(tmp_path):
     hf = save_model(make_model(TinyConfig("qwen2", vocab_size=300, seed=3)), tmp_path / "hf")
     write_tiny_tokenizer(hf)
     out = build(hf, tmp_path / "b", BuildOptions(prefill_len=16, kv_cache_len=128, hidden_state_type="fp32"))
-    r = run_chat([str(out), "--temperature", "0", "--max-new-tokens", "6", "--system", "sys"],
-                 "hello\nsecond turn\n/reset\nthird\n")
+    r = run_chat(
+        [str(out), "--temperature", "0", "--max-new-tokens", "6", "--system", "sys"],
+        "hello\nsecond turn\n/reset\nthird\n",
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("[TTFT") == 3
     assert "[conversation reset]" in r.stderr

@@ -10,9 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 import pexpect
+import pytest
 
 from axllm import chat
 
@@ -39,8 +38,11 @@ def tiny_chat_model(root: Path, cfg_args: dict, options: dict) -> Path:
 @pytest.fixture(scope="module")
 def fast(tmp_path_factory):
     """A tiny Qwen2 that answers in milliseconds."""
-    return tiny_chat_model(tmp_path_factory.mktemp("fast"), {"seed": 3},
-                           {"prefill_len": 32, "kv_cache_len": 256, "hidden_state_type": "fp32"})
+    return tiny_chat_model(
+        tmp_path_factory.mktemp("fast"),
+        {"seed": 3},
+        {"prefill_len": 32, "kv_cache_len": 256, "hidden_state_type": "fp32"},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +51,17 @@ def slow(tmp_path_factory):
     greedy reply to "tell me a long story" does not end before 400 tokens."""
     return tiny_chat_model(
         tmp_path_factory.mktemp("slow"),
-        {"hidden_size": 512, "num_heads": 8, "num_kv_heads": 2, "head_dim": 64,
-         "intermediate_size": 2048, "num_layers": 6, "seed": 5},
-        {"prefill_len": 32, "kv_cache_len": 512})
+        {
+            "hidden_size": 512,
+            "num_heads": 8,
+            "num_kv_heads": 2,
+            "head_dim": 64,
+            "intermediate_size": 2048,
+            "num_layers": 6,
+            "seed": 5,
+        },
+        {"prefill_len": 32, "kv_cache_len": 512},
+    )
 
 
 class Repl:
@@ -59,18 +69,21 @@ class Repl:
     ``args`` say otherwise), its readline set up in ``tmp``, its input history under ``cache``
     (default ``tmp/cache``)."""
 
-    def __init__(self, model: Path, tmp: Path, *args: str, cache: Path | None = None,
-                 timeout: float = 20):
+    def __init__(self, model: Path, tmp: Path, *args: str, cache: Path | None = None, timeout: float = 20):
         cache = cache if cache is not None else tmp / "cache"
         inputrc = tmp / "inputrc"
         inputrc.write_text("set enable-bracketed-paste off\n")
         env = dict(os.environ, AXLLM_CACHE=str(cache), TERM="dumb", INPUTRC=str(inputrc))
         self.log = io.StringIO()
         self.child = pexpect.spawn(
-            sys.executable, ["-m", "axllm.chat", str(model), "--temperature", "0",
-                             "--max-new-tokens", "6", *args],
-            env=env, encoding="utf-8", codec_errors="replace", timeout=timeout,
-            dimensions=(50, 250))
+            sys.executable,
+            ["-m", "axllm.chat", str(model), "--temperature", "0", "--max-new-tokens", "6", *args],
+            env=env,
+            encoding="utf-8",
+            codec_errors="replace",
+            timeout=timeout,
+            dimensions=(50, 250),
+        )
         self.child.logfile_read = self.log
         self.child.expect_exact(PROMPT)
         self.banner = self.child.before
@@ -115,8 +128,10 @@ def test_two_turns_template_and_history(fast, tmp_path):
     assert stats.endswith("finish: length]")
     r.reply("second turn")
     template = r.command("/template")
-    assert (f"<|im_start|>user\r\nhello<|im_end|>\r\n<|im_start|>assistant\r\n{first}<|im_end|>\r\n"
-            "<|im_start|>user\r\nsecond turn<|im_end|>\r\n<|im_start|>assistant\r\n") in template
+    assert (
+        f"<|im_start|>user\r\nhello<|im_end|>\r\n<|im_start|>assistant\r\n{first}<|im_end|>\r\n"
+        "<|im_start|>user\r\nsecond turn<|im_end|>\r\n<|im_start|>assistant\r\n"
+    ) in template
     assert template.endswith("<|im_start|>assistant\r\n")
     assert r.quit() == 0
     history = cache / "chat_history"
@@ -231,8 +246,9 @@ def test_system_prompt_and_reset(fast, tmp_path):
     r.child.sendline("a poet")
     r.child.expect_exact("[system prompt set; new conversation]")
     r.child.expect_exact(PROMPT)
-    assert r.command("/template") == ("<|im_start|>system\r\nyou are\r\na poet<|im_end|>\r\n"
-                                      "<|im_start|>assistant\r\n")
+    assert r.command("/template") == (
+        "<|im_start|>system\r\nyou are\r\na poet<|im_end|>\r\n<|im_start|>assistant\r\n"
+    )
     r.reply("hello")
     assert r.command("/reset") == "[conversation reset]\r\n"
     assert "hello" not in r.command("/template")
@@ -254,7 +270,8 @@ def test_save_and_load_in_a_new_process(fast, tmp_path):
     assert context_line(r.command("/stats")) == context
     template = r.command("/template")
     assert template.startswith(
-        "<|im_start|>system\r\nbe brief<|im_end|>\r\n<|im_start|>user\r\nhello<|im_end|>")
+        "<|im_start|>system\r\nbe brief<|im_end|>\r\n<|im_start|>user\r\nhello<|im_end|>"
+    )
     assert f"<|im_start|>assistant\r\n{first}<|im_end|>" in template
     r.reply("and then?")
     assert "and then?" in r.command("/template")
@@ -267,13 +284,24 @@ def test_unknown_command_and_unwritable_history(fast, tmp_path):
     r = Repl(fast, tmp_path, cache=blocker / "cache")
     out = r.command("/frobnicate now")
     assert out.startswith("warning: input history not saved (")
-    unknown = ("error: unknown command /frobnicate (/help lists the commands; // starts a "
-               "message with a slash)")
+    unknown = (
+        "error: unknown command /frobnicate (/help lists the commands; // starts a message with a slash)"
+    )
     assert out.splitlines()[1:] == [unknown]
     assert r.command("/frobnicate") == unknown + "\r\n"
     help_text = r.command("/help")
-    for name in ("/system", "/reset", "/set", "/stats", "/save", "/load", "/template", "/help",
-                 "/exit", "/quit"):
+    for name in (
+        "/system",
+        "/reset",
+        "/set",
+        "/stats",
+        "/save",
+        "/load",
+        "/template",
+        "/help",
+        "/exit",
+        "/quit",
+    ):
         assert name in help_text
     assert "partial reply" in help_text
     r.child.sendline("/exit")

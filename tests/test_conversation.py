@@ -10,9 +10,7 @@ import sys
 import threading
 
 import pytest
-
 import transformers  # noqa: F401
-
 from helpers.tiny_models import TinyConfig, make_model, save_model  # noqa: E402
 from helpers.tiny_tokenizer import write_tiny_tokenizer  # noqa: E402
 
@@ -24,17 +22,27 @@ BUILDS = {"2-group": [], "ctx": [16, 32, 64, 128]}
 
 @pytest.fixture(scope="module")
 def hf(tmp_path_factory):
-    path = save_model(make_model(TinyConfig("qwen2", num_heads=4, num_kv_heads=2, vocab_size=300, seed=51)),
-                      tmp_path_factory.mktemp("conv") / "hf")
+    path = save_model(
+        make_model(TinyConfig("qwen2", num_heads=4, num_kv_heads=2, vocab_size=300, seed=51)),
+        tmp_path_factory.mktemp("conv") / "hf",
+    )
     write_tiny_tokenizer(path)
     return path
 
 
 @pytest.fixture(scope="module", params=list(BUILDS), ids=str)
 def built(request, hf, tmp_path_factory):
-    return build(hf, tmp_path_factory.mktemp(f"conv-{request.param}"),
-                 BuildOptions(prefill_len=16, kv_cache_len=160, last_kv_cache_len=BUILDS[request.param],
-                              hidden_state_type="fp32", weight_type="fp32"))
+    return build(
+        hf,
+        tmp_path_factory.mktemp(f"conv-{request.param}"),
+        BuildOptions(
+            prefill_len=16,
+            kv_cache_len=160,
+            last_kv_cache_len=BUILDS[request.param],
+            hidden_state_type="fp32",
+            weight_type="fp32",
+        ),
+    )
 
 
 def fresh(built):
@@ -110,7 +118,8 @@ def test_save_new_process_load_continue(built, tmp_path):
 import json, axllm
 llm = axllm.LLM({str(built)!r})
 extra = llm.load_kv({str(session)!r})
-out = llm.chat(extra["messages"] + [{{"role": "user", "content": "and continue"}}], max_new_tokens=8, temperature=0)
+msgs = extra["messages"] + [{{"role": "user", "content": "and continue"}}]
+out = llm.chat(msgs, max_new_tokens=8, temperature=0)
 print(json.dumps([out.token_ids, out.metrics.cached_tokens]))
 """
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -124,8 +133,11 @@ def test_mismatched_kv_files_are_refused(built, hf, tmp_path):
     llm = fresh(built)
     llm.generate("abc", max_new_tokens=3, temperature=0)
     path = llm.save_kv(tmp_path / "s.axkv")
-    other = build(hf, tmp_path / "other", BuildOptions(prefill_len=16, kv_cache_len=96, hidden_state_type="fp32",
-                                                        weight_type="bf16"))
+    other = build(
+        hf,
+        tmp_path / "other",
+        BuildOptions(prefill_len=16, kv_cache_len=96, hidden_state_type="fp32", weight_type="bf16"),
+    )
     with pytest.raises(axllm.KvFileMismatchError, match="model fingerprint"):
         axllm.LLM(other).load_kv(path)
     with pytest.raises(axllm.KvFileMismatchError, match="chat template"):
@@ -166,8 +178,10 @@ def test_overflow_policies(built):
     assert out.metrics.prompt_tokens == 160 - 4 and out.finish_reason == "length"
     msgs = [{"role": "system", "content": "sys"}]
     for i in range(6):
-        msgs += [{"role": "user", "content": f"question {i} " + "x" * 30},
-                 {"role": "assistant", "content": "answer " + "y" * 30}]
+        msgs += [
+            {"role": "user", "content": f"question {i} " + "x" * 30},
+            {"role": "assistant", "content": "answer " + "y" * 30},
+        ]
     msgs.append({"role": "user", "content": "last"})
     with pytest.raises(axllm.ContextOverflowError):
         llm.chat(msgs, max_new_tokens=4)
@@ -205,12 +219,16 @@ def test_random_cancels_leave_the_model_consistent(built):
         else:
             stream = llm.generate(f"prompt {trial}", max_new_tokens=30, temperature=0, stream=True)
             stop_after = rng.randint(0, 6)
+            last = None
             for i, chunk in enumerate(stream):
+                last = chunk
                 if i == stop_after:
                     llm.stop()
-            finishes.append(chunk.finish_reason)
+            finishes.append(last.finish_reason)
         if trial % 10 == 9:
-            assert llm.generate("the reference prompt", max_new_tokens=12, temperature=0).token_ids == reference
+            assert (
+                llm.generate("the reference prompt", max_new_tokens=12, temperature=0).token_ids == reference
+            )
     assert finishes.count("cancelled") >= 10, finishes
     assert llm.generate("the reference prompt", max_new_tokens=12, temperature=0).token_ids == reference
 
@@ -219,14 +237,20 @@ def test_prefill_progress_reports_every_chunk(built):
     llm = fresh(built)
     prompt = list(range(3, 60))
     calls = []
-    out = llm.generate(prompt, max_new_tokens=4, temperature=0, prefill_progress=lambda d, t: calls.append((d, t)))
+    out = llm.generate(
+        prompt, max_new_tokens=4, temperature=0, prefill_progress=lambda d, t: calls.append((d, t))
+    )
     # Both builds go chunk by chunk; where no group takes history (2-group), a chunk is up to P
     # decode steps.
     assert calls == [(16, 57), (32, 57), (48, 57), (57, 57)]
     assert out.finish_reason == "length"
     calls.clear()
-    more = llm.generate(prompt + out.token_ids + [7, 8, 9], max_new_tokens=2, temperature=0,
-                        prefill_progress=lambda d, t: calls.append((d, t)))
+    more = llm.generate(
+        prompt + out.token_ids + [7, 8, 9],
+        max_new_tokens=2,
+        temperature=0,
+        prefill_progress=lambda d, t: calls.append((d, t)),
+    )
     n = more.metrics.prefilled_tokens
     assert calls[-1] == (n, n) and all(t == n for _, t in calls)
 
@@ -311,10 +335,14 @@ def test_calling_the_model_from_prefill_progress_runs_between_steps(built):
     reference = fresh(built).generate("after", max_new_tokens=5, temperature=0).token_ids
     inner = fresh(built).generate("inner", max_new_tokens=2, temperature=0).token_ids
     got = {}
-    calls = {"reset": llm.reset, "rewind": lambda: llm.rewind(1),
-             "generate": lambda: got.setdefault("inner", llm.generate("inner", max_new_tokens=2, temperature=0)),
-             "read": lambda: got.setdefault("usage", llm.context_usage)}
+    calls = {
+        "reset": llm.reset,
+        "rewind": lambda: llm.rewind(1),
+        "generate": lambda: got.setdefault("inner", llm.generate("inner", max_new_tokens=2, temperature=0)),
+        "read": lambda: got.setdefault("usage", llm.context_usage),
+    }
     for name, call in calls.items():
+
         def reenter(done, total, call=call):
             call()
 
@@ -339,7 +367,8 @@ def slow(done, total):
     inside.set()
     time.sleep(0.2)
 
-worker = threading.Thread(target=lambda: llm.generate(list(range(3, 60)), max_new_tokens=2, prefill_progress=slow))
+worker = threading.Thread(
+    target=lambda: llm.generate(list(range(3, 60)), max_new_tokens=2, prefill_progress=slow))
 worker.start()
 inside.wait()
 usage = llm.context_usage

@@ -9,8 +9,9 @@ import subprocess
 def test_cpp_unit_tests(cpp_build):
     build = cpp_build
     ctest = shutil.which("ctest")
-    r = subprocess.run([ctest, "--test-dir", str(build), "--output-on-failure"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [ctest, "--test-dir", str(build), "--output-on-failure"], capture_output=True, text=True
+    )
     print(r.stdout)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
     assert "100% tests passed" in r.stdout

@@ -38,15 +38,24 @@ def test_cpp_units_under_qemu_aarch64(tmp_path_factory):
     assert not missing, f"test dependencies not on PATH: {', '.join(missing)}"
     have = shutil.which("aarch64-linux-gnu-g++") and shutil.which("qemu-aarch64-static")
     if not have and not _installable():
-        require_or_skip("aarch64 cross compiler / qemu-aarch64-static missing and no apt-get (as root) "
-                        "to install g++-aarch64-linux-gnu qemu-user-static")
+        require_or_skip(
+            "aarch64 cross compiler / qemu-aarch64-static missing and no apt-get (as root) "
+            "to install g++-aarch64-linux-gnu qemu-user-static"
+        )
 
     env = dict(os.environ)
     env.setdefault("AXLLM_CROSS_BUILD_DIR", str(tmp_path_factory.mktemp("aarch64")))
     try:
-        r = subprocess.run(["bash", str(SCRIPT)], check=False, cwd=ROOT, env=env,
-                           capture_output=True, text=True, timeout=TIMEOUT_S,
-                           stdin=subprocess.DEVNULL)
+        r = subprocess.run(
+            ["bash", str(SCRIPT)],
+            check=False,
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_S,
+            stdin=subprocess.DEVNULL,
+        )
     except subprocess.TimeoutExpired as e:
         out = e.stdout or ""
         if isinstance(out, bytes):

@@ -10,9 +10,7 @@ import sys
 import ml_dtypes
 import numpy as np
 import pytest
-
 import transformers  # noqa: F401
-
 from helpers.tiny_models import TinyConfig, make_model, save_model  # noqa: E402
 
 import axllm  # noqa: E402
@@ -24,14 +22,18 @@ LAYER0 = "qwen2_p8_l0_together.hostmodel"
 
 @pytest.fixture(scope="module")
 def hf_dir(tmp_path_factory):
-    return save_model(make_model(TinyConfig("qwen2", num_layers=1, seed=5)),
-                      tmp_path_factory.mktemp("err") / "hf")
+    return save_model(
+        make_model(TinyConfig("qwen2", num_layers=1, seed=5)), tmp_path_factory.mktemp("err") / "hf"
+    )
 
 
 @pytest.fixture(scope="module")
 def built(hf_dir, tmp_path_factory):
-    return build(hf_dir, tmp_path_factory.mktemp("errb"),
-                 BuildOptions(prefill_len=8, kv_cache_len=16, hidden_state_type="bf16"))
+    return build(
+        hf_dir,
+        tmp_path_factory.mktemp("errb"),
+        BuildOptions(prefill_len=8, kv_cache_len=16, hidden_state_type="bf16"),
+    )
 
 
 @pytest.fixture
@@ -155,13 +157,16 @@ def test_truncated_gguf(tmp_path):
         build(bad, tmp_path / "out")
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"kv_cache_len": 4}, "kv_cache_len"),
-    ({"prefill_len": 0}, "prefill_len"),
-    ({"last_kv_cache_len": [99]}, "last_kv_cache_len 99"),
-    ({"hidden_state_type": "int8"}, "hidden_state_type"),
-    ({"weight_type": "s8"}, "weight_type"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"kv_cache_len": 4}, "kv_cache_len"),
+        ({"prefill_len": 0}, "prefill_len"),
+        ({"last_kv_cache_len": [99]}, "last_kv_cache_len 99"),
+        ({"hidden_state_type": "int8"}, "hidden_state_type"),
+        ({"weight_type": "s8"}, "weight_type"),
+    ],
+)
 def test_bad_build_options(hf_dir, tmp_path, kwargs, match):
     opts = BuildOptions(**{"prefill_len": 8, "kv_cache_len": 16, **kwargs})
     with pytest.raises(ValueError, match=match):
@@ -169,8 +174,19 @@ def test_bad_build_options(hf_dir, tmp_path, kwargs, match):
 
 
 def test_build_cli_reports_errors_without_traceback(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "axllm.build", "--input_path", str(tmp_path / "none"),
-                        "--output_path", str(tmp_path / "o")], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "axllm.build",
+            "--input_path",
+            str(tmp_path / "none"),
+            "--output_path",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 1
     assert "error:" in r.stderr and "does not exist" in r.stderr
     assert "Traceback" not in r.stderr
@@ -179,7 +195,9 @@ def test_build_cli_reports_errors_without_traceback(tmp_path):
 def test_wrong_shape_in_feed(sess):
     feed = good_decode_feed(sess)
     feed["mask"] = np.zeros((1, 1, 5), ml_dtypes.bfloat16)
-    with pytest.raises(ValueError, match=r"input 'mask' of shape_group 0 must have shape \[1,1,17\], got \[1,1,5\]"):
+    with pytest.raises(
+        ValueError, match=r"input 'mask' of shape_group 0 must have shape \[1,1,17\], got \[1,1,5\]"
+    ):
         sess.run(None, feed)
 
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 
+import gguf
 import numpy as np
 import pytest
-
 import torch
-import gguf
 import transformers  # noqa: F401
-
 from helpers.gguf_files import save_gguf  # noqa: E402
 from helpers.tiny_models import TinyConfig, make_model, save_model  # noqa: E402
 
@@ -32,8 +30,11 @@ LAYER = {
     "mlp.up_proj.weight": "ffn_up.weight",
     "mlp.down_proj.weight": "ffn_down.weight",
 }
-GLOBAL = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
-          "lm_head.weight": "output.weight"}
+GLOBAL = {
+    "model.embed_tokens.weight": "token_embd.weight",
+    "model.norm.weight": "output_norm.weight",
+    "lm_head.weight": "output.weight",
+}
 
 
 def permute(w: np.ndarray, n_head: int) -> np.ndarray:
@@ -117,8 +118,9 @@ def test_gguf_equals_safetensors(tmp_path, cfg, quant):
         for name, value in recovered.items():
             sd[name].copy_(torch.from_numpy(value))
     save_model(model, tmp_path / "hf")
-    opts = BuildOptions(prefill_len=8, kv_cache_len=32, last_kv_cache_len=[16],
-                        hidden_state_type="bf16", weight_type="fp32")
+    opts = BuildOptions(
+        prefill_len=8, kv_cache_len=32, last_kv_cache_len=[16], hidden_state_type="bf16", weight_type="fp32"
+    )
     a = build(tmp_path / "m.gguf", tmp_path / "from_gguf", opts)
     b = build(tmp_path / "hf", tmp_path / "from_hf", opts)
     files = sorted(p.name for p in b.glob("*.hostmodel"))

@@ -28,8 +28,10 @@ from axllm.build.gguf_tokenizer import build_tokenizer, write_tokenizer_files
 from axllm.errors import ModelLoadError
 from axllm.tokenizer import Tokenizer
 
-WORDS = ("the quick brown fox jumps over lazy dog hello world tokenizer llama model paris france "
-         "capital what is of and a an to in on for with 42 2024 3.14 naïve café über straße").split()
+WORDS = (
+    "the quick brown fox jumps over lazy dog hello world tokenizer llama model paris france "
+    "capital what is of and a an to in on for with 42 2024 3.14 naïve café über straße"
+).split()
 USER_DEFINED = "<tool>"
 # Pieces the training text never shows: they reach the tokenizer only through byte fallback.
 RARE = ["中文", "😀", "👍🏽", "Ωμέγα", "\t", "ß", "ñ", "\u00a0", "€5", "7", "9"]
@@ -65,11 +67,25 @@ def train_spm() -> spm.SentencePieceProcessor:
     """A SentencePiece BPE model trained on ``corpus`` with Llama's settings (600 pieces)."""
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(corpus(random.Random(1), 3000)), model_writer=model, model_type="bpe",
-        vocab_size=600, byte_fallback=True, normalization_rule_name="identity", add_dummy_prefix=True,
-        remove_extra_whitespaces=False, split_digits=True, allow_whitespace_only_pieces=True,
-        character_coverage=1.0, user_defined_symbols=[USER_DEFINED], unk_id=0, bos_id=1, eos_id=2,
-        pad_id=-1, minloglevel=2, num_threads=1)
+        sentence_iterator=iter(corpus(random.Random(1), 3000)),
+        model_writer=model,
+        model_type="bpe",
+        vocab_size=600,
+        byte_fallback=True,
+        normalization_rule_name="identity",
+        add_dummy_prefix=True,
+        remove_extra_whitespaces=False,
+        split_digits=True,
+        allow_whitespace_only_pieces=True,
+        character_coverage=1.0,
+        user_defined_symbols=[USER_DEFINED],
+        unk_id=0,
+        bos_id=1,
+        eos_id=2,
+        pad_id=-1,
+        minloglevel=2,
+        num_threads=1,
+    )
     return spm.SentencePieceProcessor(model_proto=model.getvalue())
 
 
@@ -140,8 +156,11 @@ def test_encoding_equals_sentencepiece(sp, exported):
     assert any("  " in t for t in TEXTS) and any("\n" in t for t in TEXTS)
     plain = [t for t in TEXTS if USER_DEFINED not in t]
     assert len(plain) > 100
-    mismatches = [(t, tok.encode(t, add_special_tokens=False), sp.encode(t)) for t in plain
-                  if tok.encode(t, add_special_tokens=False) != sp.encode(t)]
+    mismatches = [
+        (t, tok.encode(t, add_special_tokens=False), sp.encode(t))
+        for t in plain
+        if tok.encode(t, add_special_tokens=False) != sp.encode(t)
+    ]
     assert not mismatches, mismatches[:3]
 
 
@@ -149,8 +168,11 @@ def test_user_defined_tokens_split_the_text_as_llama_cpp_does(sp, exported):
     tok, _, _ = exported
     mixed = [t for t in TEXTS if USER_DEFINED in t]
     assert len(mixed) > 50
-    mismatches = [(t, tok.encode(t, add_special_tokens=False), llama_cpp_ids(sp, t)) for t in mixed
-                  if tok.encode(t, add_special_tokens=False) != llama_cpp_ids(sp, t)]
+    mismatches = [
+        (t, tok.encode(t, add_special_tokens=False), llama_cpp_ids(sp, t))
+        for t in mixed
+        if tok.encode(t, add_special_tokens=False) != llama_cpp_ids(sp, t)
+    ]
     assert not mismatches, mismatches[:3]
 
 
@@ -235,4 +257,6 @@ def test_vocabularies_a_merge_list_cannot_follow_are_named(tmp_path, caplog):
 def test_a_trained_vocabulary_has_no_caveats(sp, caplog):
     n = sp.get_piece_size()
     types = [piece_type(sp, i) for i in range(n)]
-    assert spm_caveats([sp.id_to_piece(i) for i in range(n)], types, [sp.get_score(i) for i in range(n)]) == []
+    assert (
+        spm_caveats([sp.id_to_piece(i) for i in range(n)], types, [sp.get_score(i) for i in range(n)]) == []
+    )

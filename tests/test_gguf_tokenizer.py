@@ -37,8 +37,11 @@ CAPITAL_IDS = {
 
 def byte_alphabet() -> list[str]:
     """GPT-2's byte-level spelling: entry ``b`` is the character that stands for byte ``b``."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
-                 *range(ord("®"), ord("ÿ") + 1)]
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
     spelling = {}
     extra = 0
     for b in range(256):
@@ -51,15 +54,49 @@ def byte_alphabet() -> list[str]:
 
 
 POOLS = {
-    "ascii": ["hello", "World", "the", "don't", "I'LL", "we're", "x", "CamelCase", "snake_case",
-              "foo.bar()", "a+b=c", "<div>", "https://example.com/a?b=1", "'s", "'Re", "'VE"],
+    "ascii": [
+        "hello",
+        "World",
+        "the",
+        "don't",
+        "I'LL",
+        "we're",
+        "x",
+        "CamelCase",
+        "snake_case",
+        "foo.bar()",
+        "a+b=c",
+        "<div>",
+        "https://example.com/a?b=1",
+        "'s",
+        "'Re",
+        "'VE",
+    ],
     "digits": ["0", "7", "42", "123", "2024", "3.14159", "1,000,000", "99999999"],
     "cjk": ["中文", "日本語のテキスト", "한국어", "汉字测试", "東京"],
     "emoji": ["😀", "👍🏽", "👨‍👩‍👧", "🇫🇷", "❤️", "🤖"],
     "spaces": [" ", "  ", "   ", "\t", " \t ", "        "],
     "newlines": ["\n", "\n\n", "\r\n", " \n", "\n  ", "\n\n\n", "\r"],
-    "punct": [".", ",", "!?", "...", "--", "(", ")", "{}", '"', "'", "#", "@", "$", "%", "^&*",
-              "~", "|", "\\"],
+    "punct": [
+        ".",
+        ",",
+        "!?",
+        "...",
+        "--",
+        "(",
+        ")",
+        "{}",
+        '"',
+        "'",
+        "#",
+        "@",
+        "$",
+        "%",
+        "^&*",
+        "~",
+        "|",
+        "\\",
+    ],
     "other": ["é", "ñ", "Ωμέγα", "привет", "عربى", "²", "½", "Ⅻ", "ß", "İ", "\u00a0", "\u3000"],
     "special": ["<|im_start|>", "<|im_end|>", "<|endoftext|>"],
 }
@@ -69,8 +106,9 @@ def random_strings(count: int, seed: int) -> list[str]:
     """``count`` strings, each 1-12 pieces drawn from POOLS, reproducible from ``seed``."""
     rng = random.Random(seed)
     names = sorted(POOLS)
-    return ["".join(rng.choice(POOLS[rng.choice(names)]) for _ in range(rng.randint(1, 12)))
-            for _ in range(count)]
+    return [
+        "".join(rng.choice(POOLS[rng.choice(names)]) for _ in range(rng.randint(1, 12))) for _ in range(count)
+    ]
 
 
 STRINGS = random_strings(200, seed=20240611)
@@ -82,8 +120,7 @@ TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
-MERGES = ["h e", "l l", "he ll", "hell o", "Ġ w", "o r", "Ġw or", "l d", "Ġwor ld", "1 2",
-          "Ġ Ġ", "' S"]
+MERGES = ["h e", "l l", "he ll", "hell o", "Ġ w", "o r", "Ġw or", "l d", "Ġwor ld", "1 2", "Ġ Ġ", "' S"]
 EXTRA = [  # (token, llama.cpp token type) after the 256 byte tokens and the merge results
     ("xyz", 1),  # a NORMAL token no merge produces
     ("<|endoftext|>", 3),
@@ -104,8 +141,14 @@ TOKENS, _ = tiny_vocab()
 ID = {t: i for i, t in enumerate(TOKENS)}
 
 
-def write_tiny_gguf(path: Path, *, model: str = "gpt2", pre: str | None = "qwen2",
-                    add_bos: bool | None = False, bos: str = "<|endoftext|>") -> Path:
+def write_tiny_gguf(
+    path: Path,
+    *,
+    model: str = "gpt2",
+    pre: str | None = "qwen2",
+    add_bos: bool | None = False,
+    bos: str = "<|endoftext|>",
+) -> Path:
     tokens, types = tiny_vocab()
     writer = gguf.GGUFWriter(path, "qwen2")
     writer.add_context_length(4096)
@@ -150,10 +193,17 @@ def test_read_field_decodes_scalars_strings_and_arrays(tmp_path: Path) -> None:
 def test_tiny_encodes_with_merges_and_added_tokens(tiny) -> None:
     tokenizer, _, _ = tiny
     assert tokenizer.encode("hello world").ids == [ID["hello"], ID["Ġworld"]]
-    assert tokenizer.encode("hello<|im_end|><tool>").ids == [
-        ID["hello"], ID["<|im_end|>"], ID["<tool>"]]
+    assert tokenizer.encode("hello<|im_end|><tool>").ids == [ID["hello"], ID["<|im_end|>"], ID["<tool>"]]
     assert tokenizer.encode("<|im_start|>user\nhi").tokens == [
-        "<|im_start|>", "u", "s", "e", "r", "Ċ", "h", "i"]
+        "<|im_start|>",
+        "u",
+        "s",
+        "e",
+        "r",
+        "Ċ",
+        "h",
+        "i",
+    ]
     assert tokenizer.get_vocab_size() == len(TOKENS)
 
 
@@ -176,8 +226,11 @@ def test_tiny_round_trips_random_text(tiny) -> None:
 
 def test_tiny_configs(tiny) -> None:
     _, ids, out = tiny
-    assert ids == {"bos_token_id": ID["<|endoftext|>"], "eos_token_id": ID["<|im_end|>"],
-                   "pad_token_id": ID["<|endoftext|>"]}
+    assert ids == {
+        "bos_token_id": ID["<|endoftext|>"],
+        "eos_token_id": ID["<|im_end|>"],
+        "pad_token_id": ID["<|endoftext|>"],
+    }
     config = json.loads((out / "tokenizer_config.json").read_text(encoding="utf-8"))
     assert config["bos_token"] == "<|endoftext|>"
     assert config["eos_token"] == "<|im_end|>"
@@ -188,8 +241,11 @@ def test_tiny_configs(tiny) -> None:
     assert config["model_max_length"] == 4096
     assert config["chat_template"] == TEMPLATE
     generation = json.loads((out / "generation_config.json").read_text(encoding="utf-8"))
-    assert generation == {"bos_token_id": ID["<|endoftext|>"], "eos_token_id": ID["<|im_end|>"],
-                          "pad_token_id": ID["<|endoftext|>"]}
+    assert generation == {
+        "bos_token_id": ID["<|endoftext|>"],
+        "eos_token_id": ID["<|im_end|>"],
+        "pad_token_id": ID["<|endoftext|>"],
+    }
 
 
 @pytest.mark.parametrize(
@@ -218,17 +274,16 @@ def test_pre_tokenizer_variants(tmp_path: Path, pre: str, text: str, expected: l
 
 
 def test_llama3_takes_vocab_words_whole_and_adds_bos_by_default(tmp_path: Path) -> None:
-    tokenizer, _ = export(write_tiny_gguf(tmp_path / "l.gguf", pre="llama-bpe", add_bos=None),
-                          tmp_path / "l")
+    tokenizer, _ = export(write_tiny_gguf(tmp_path / "l.gguf", pre="llama-bpe", add_bos=None), tmp_path / "l")
     assert tokenizer.encode("xyz").ids == [ID["<|endoftext|>"], ID["xyz"]]
-    qwen, _ = export(write_tiny_gguf(tmp_path / "q.gguf", pre="qwen2", add_bos=None),
-                     tmp_path / "q")
+    qwen, _ = export(write_tiny_gguf(tmp_path / "q.gguf", pre="qwen2", add_bos=None), tmp_path / "q")
     assert qwen.encode("xyz").tokens == ["x", "y", "z"]
 
 
 def test_add_bos_token_is_applied(tmp_path: Path) -> None:
-    tokenizer, _ = export(write_tiny_gguf(tmp_path / "t.gguf", add_bos=True, bos="<|im_start|>"),
-                          tmp_path / "out")
+    tokenizer, _ = export(
+        write_tiny_gguf(tmp_path / "t.gguf", add_bos=True, bos="<|im_start|>"), tmp_path / "out"
+    )
     assert tokenizer.encode("hello").ids == [ID["<|im_start|>"], ID["hello"]]
     assert tokenizer.encode("hello", add_special_tokens=False).ids == [ID["hello"]]
     config = json.loads((tmp_path / "out" / "tokenizer_config.json").read_text(encoding="utf-8"))
@@ -237,16 +292,20 @@ def test_add_bos_token_is_applied(tmp_path: Path) -> None:
 
 def test_transformers_loads_the_exported_files(tmp_path: Path) -> None:
     import transformers
+
     out = tmp_path / "out"
     ours, _ = export(write_tiny_gguf(tmp_path / "t.gguf", add_bos=True, bos="<|im_start|>"), out)
     hf = transformers.AutoTokenizer.from_pretrained(str(out), local_files_only=True)
-    assert hf("hello world").input_ids == ours.encode("hello world").ids == [
-        ID["<|im_start|>"], ID["hello"], ID["Ġworld"]]
-    assert (hf.bos_token, hf.eos_token, hf.pad_token) == ("<|im_start|>", "<|im_end|>",
-                                                          "<|endoftext|>")
+    assert (
+        hf("hello world").input_ids
+        == ours.encode("hello world").ids
+        == [ID["<|im_start|>"], ID["hello"], ID["Ġworld"]]
+    )
+    assert (hf.bos_token, hf.eos_token, hf.pad_token) == ("<|im_start|>", "<|im_end|>", "<|endoftext|>")
     assert hf.model_max_length == 4096
-    prompt = hf.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False,
-                                    add_generation_prompt=True)
+    prompt = hf.apply_chat_template(
+        [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True
+    )
     assert prompt == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
 
 
@@ -308,13 +367,15 @@ def real(tmp_path_factory: pytest.TempPathFactory):
 def reference(real):
     """name -> transformers' tokenizer built by its own GGUF loader (local file, no network)."""
     import transformers
+
     cache = {}
 
     def get(name: str):
         if name not in cache:
             path = real(name).path
             cache[name] = transformers.AutoTokenizer.from_pretrained(
-                str(path.parent), gguf_file=path.name, local_files_only=True)
+                str(path.parent), gguf_file=path.name, local_files_only=True
+            )
         return cache[name]
 
     return get
@@ -332,8 +393,10 @@ def test_real_capital_question(real, name: str) -> None:
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        (QWEN, {"<|im_start|>": 151644, "<|im_end|>": 151645, "<|endoftext|>": 151643,
-                "<tool_call>": 151657}),
+        (
+            QWEN,
+            {"<|im_start|>": 151644, "<|im_end|>": 151645, "<|endoftext|>": 151643, "<tool_call>": 151657},
+        ),
         (SMOLLM, {"<|im_start|>": 1, "<|im_end|>": 2, "<|endoftext|>": 0}),
     ],
 )
@@ -370,18 +433,20 @@ def test_real_chat_template_renders(real, name: str) -> None:
 
     env = jinja2.sandbox.ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
     env.globals["raise_exception"] = raise_exception
-    messages = [{"role": "system", "content": "Be brief."},
-                {"role": "user", "content": CAPITAL}]
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": CAPITAL}]
     prompt = env.from_string(config["chat_template"]).render(
-        messages=messages, add_generation_prompt=True, bos_token=config["bos_token"],
-        eos_token=config["eos_token"])
+        messages=messages,
+        add_generation_prompt=True,
+        bos_token=config["bos_token"],
+        eos_token=config["eos_token"],
+    )
     assert prompt.startswith("<|im_start|>system\nBe brief.<|im_end|>\n")
     assert f"<|im_start|>user\n{CAPITAL}<|im_end|>\n" in prompt
     assert prompt.endswith("<|im_start|>assistant\n")
     ids = tokenizer.encode(prompt).ids
     start, end = tokenizer.token_to_id("<|im_start|>"), tokenizer.token_to_id("<|im_end|>")
     assert ids[0] == start and ids.count(start) == 3 and ids.count(end) == 2
-    assert CAPITAL_IDS[name] == ids[ids.index(start, 1) + 3: ids.index(end, ids.index(start, 1))]
+    assert CAPITAL_IDS[name] == ids[ids.index(start, 1) + 3 : ids.index(end, ids.index(start, 1))]
 
 
 @pytest.mark.real_model
@@ -426,8 +491,7 @@ def test_real_smollm2_matches_transformers(real, reference) -> None:
             assert ids == plain, repr(text)
             continue
         differing += ids != plain
-        pieced = [i for piece in split_numbers(text)
-                  for i in ref.encode(piece, add_special_tokens=False)]
+        pieced = [i for piece in split_numbers(text) for i in ref.encode(piece, add_special_tokens=False)]
         assert ids == pieced, repr(text)
     # The strings include whitespace runs before digits, where the fallback splits differently:
     # "a  1" is ["a", "ĠĠ", "1"] for SmolLM2 but ["a", "Ġ", "Ġ", "1"] for the fallback.

@@ -11,9 +11,7 @@ import time
 import ml_dtypes
 import numpy as np
 import pytest
-
 import transformers  # noqa: F401
-
 from helpers.contract import prefill_feed  # noqa: E402
 from helpers.tiny_models import TinyConfig, make_model, save_model  # noqa: E402
 
@@ -23,19 +21,32 @@ from axllm.build import BuildOptions, build  # noqa: E402
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
-    hf = save_model(make_model(TinyConfig("llama", num_layers=1, seed=8)), tmp_path_factory.mktemp("s") / "hf")
+    hf = save_model(
+        make_model(TinyConfig("llama", num_layers=1, seed=8)), tmp_path_factory.mktemp("s") / "hf"
+    )
     return build(hf, tmp_path_factory.mktemp("sb"), BuildOptions(prefill_len=8, kv_cache_len=16))
 
 
 @pytest.fixture(scope="module")
 def heavy(tmp_path_factory):
     """One layer big enough that a P=128 prefill takes a noticeable time."""
-    cfg = TinyConfig("qwen2", hidden_size=1024, num_heads=16, num_kv_heads=4, head_dim=64,
-                     intermediate_size=4096, num_layers=1, vocab_size=64, seed=3)
+    cfg = TinyConfig(
+        "qwen2",
+        hidden_size=1024,
+        num_heads=16,
+        num_kv_heads=4,
+        head_dim=64,
+        intermediate_size=4096,
+        num_layers=1,
+        vocab_size=64,
+        seed=3,
+    )
     hf = save_model(make_model(cfg), tmp_path_factory.mktemp("h") / "hf")
-    return build(hf, tmp_path_factory.mktemp("hb"),
-                 BuildOptions(prefill_len=128, kv_cache_len=256, hidden_state_type="fp32",
-                              weight_type="fp32"))
+    return build(
+        hf,
+        tmp_path_factory.mktemp("hb"),
+        BuildOptions(prefill_len=128, kv_cache_len=256, hidden_state_type="fp32", weight_type="fp32"),
+    )
 
 
 def test_surface(small):
@@ -52,8 +63,9 @@ def test_surface(small):
 def test_output_selection_and_order(small):
     sess = axllm.InferenceSession(small / "llama_p8_l0_together.hostmodel")
     rng = np.random.default_rng(0)
-    feed = prefill_feed(sess, 1, rng.standard_normal((4, 64)).astype(np.float32), None, None, 0,
-                        ml_dtypes.bfloat16, rng)
+    feed = prefill_feed(
+        sess, 1, rng.standard_normal((4, 64)).astype(np.float32), None, None, 0, ml_dtypes.bfloat16, rng
+    )
     k, v, y = sess.run(None, feed, shape_group=1)
     y2, k2 = sess.run(["output", "K_cache_out"], feed, shape_group=1)
     np.testing.assert_array_equal(y, y2)
@@ -65,8 +77,9 @@ def test_output_selection_and_order(small):
 def test_gil_released_during_run(heavy):
     sess = axllm.InferenceSession(heavy / "qwen2_p128_l0_together.hostmodel")
     rng = np.random.default_rng(1)
-    feed = prefill_feed(sess, 1, rng.standard_normal((128, 1024)).astype(np.float32), None, None, 0,
-                        np.float32, rng)
+    feed = prefill_feed(
+        sess, 1, rng.standard_normal((128, 1024)).astype(np.float32), None, None, 0, np.float32, rng
+    )
     sess.run(None, feed, shape_group=1)
     span = {}
 
@@ -90,8 +103,12 @@ def test_gil_released_during_run(heavy):
 def test_concurrent_runs_are_serialized_and_correct(small):
     sess = axllm.InferenceSession(small / "llama_p8_l0_together.hostmodel")
     rng = np.random.default_rng(2)
-    feeds = [prefill_feed(sess, 1, rng.standard_normal((n, 64)).astype(np.float32), None, None, 0,
-                          ml_dtypes.bfloat16, rng) for n in range(1, 9)]
+    feeds = [
+        prefill_feed(
+            sess, 1, rng.standard_normal((n, 64)).astype(np.float32), None, None, 0, ml_dtypes.bfloat16, rng
+        )
+        for n in range(1, 9)
+    ]
     want = [sess.run(None, f, shape_group=1) for f in feeds]
     errors = []
 
@@ -147,8 +164,9 @@ def test_engine_works_in_a_forked_child(small):
     path = small / "llama_p8_l0_together.hostmodel"
     sess = axllm.InferenceSession(path)
     rng = np.random.default_rng(4)
-    feed = prefill_feed(sess, 1, rng.standard_normal((6, 64)).astype(np.float32), None, None, 0,
-                        ml_dtypes.bfloat16, rng)
+    feed = prefill_feed(
+        sess, 1, rng.standard_normal((6, 64)).astype(np.float32), None, None, 0, ml_dtypes.bfloat16, rng
+    )
     want = sess.run(None, feed, shape_group=1)
     ctx = mp.get_context("fork")
     parent, child = ctx.Pipe()
@@ -166,8 +184,9 @@ def test_close_and_context_manager(small):
     path = small / "llama_p8_l0_together.hostmodel"
     rng = np.random.default_rng(5)
     with axllm.InferenceSession(path) as sess:
-        feed = prefill_feed(sess, 1, rng.standard_normal((3, 64)).astype(np.float32), None, None, 0,
-                            ml_dtypes.bfloat16, rng)
+        feed = prefill_feed(
+            sess, 1, rng.standard_normal((3, 64)).astype(np.float32), None, None, 0, ml_dtypes.bfloat16, rng
+        )
         want = sess.run(None, feed, shape_group=1)
         assert not sess.closed
     assert sess.closed
@@ -199,8 +218,9 @@ def test_close_and_context_manager(small):
 def test_close_waits_for_a_run_in_progress(heavy):
     sess = axllm.InferenceSession(heavy / "qwen2_p128_l0_together.hostmodel")
     rng = np.random.default_rng(6)
-    feed = prefill_feed(sess, 1, rng.standard_normal((128, 1024)).astype(np.float32), None, None, 0,
-                        np.float32, rng)
+    feed = prefill_feed(
+        sess, 1, rng.standard_normal((128, 1024)).astype(np.float32), None, None, 0, np.float32, rng
+    )
     want = sess.run(None, feed, shape_group=1)
     result = {}
     started = threading.Event()

@@ -8,10 +8,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 import torch
 import transformers  # noqa: F401
-
 from helpers.tiny_models import TinyConfig, make_model, save_model  # noqa: E402
 from helpers.tiny_tokenizer import write_tiny_tokenizer  # noqa: E402
 
@@ -38,17 +36,31 @@ def hf(request, tmp_path_factory):
 @pytest.fixture(scope="module", params=list(BUILDS), ids=str)
 def llm(request, hf, tmp_path_factory):
     cfg, model, path = hf
-    out = build(path, tmp_path_factory.mktemp(f"{cfg.id}-{request.param}"),
-                BuildOptions(prefill_len=P, kv_cache_len=64, last_kv_cache_len=BUILDS[request.param],
-                             hidden_state_type="fp32", weight_type="fp32"))
+    out = build(
+        path,
+        tmp_path_factory.mktemp(f"{cfg.id}-{request.param}"),
+        BuildOptions(
+            prefill_len=P,
+            kv_cache_len=64,
+            last_kv_cache_len=BUILDS[request.param],
+            hidden_state_type="fp32",
+            weight_type="fp32",
+        ),
+    )
     return cfg, model, axllm.LLM(out), request.param
 
 
 def hf_greedy(model, prompt, n, eos=None):
     with torch.no_grad():
-        out = model.generate(torch.tensor([prompt]), max_new_tokens=n, do_sample=False,
-                             eos_token_id=eos, pad_token_id=0, attention_mask=torch.ones(1, len(prompt)))
-    return out[0, len(prompt):].tolist()
+        out = model.generate(
+            torch.tensor([prompt]),
+            max_new_tokens=n,
+            do_sample=False,
+            eos_token_id=eos,
+            pad_token_id=0,
+            attention_mask=torch.ones(1, len(prompt)),
+        )
+    return out[0, len(prompt) :].tolist()
 
 
 @pytest.mark.parametrize("n_prompt", [3, P, P + 1, 21, 2 * P])

@@ -7,10 +7,8 @@ from __future__ import annotations
 import ml_dtypes
 import numpy as np
 import pytest
-
 import torch
 import transformers  # noqa: F401
-
 from helpers.contract import decode_feed, prefill_feed  # noqa: E402
 from helpers.tiny_models import layer_reference, post_reference  # noqa: E402
 
@@ -26,7 +24,9 @@ QUESTION = (
 )
 PROMPT = (
     "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
-    + QUESTION + "Then do the same for the factorial function, in C++ this time. " + QUESTION
+    + QUESTION
+    + "Then do the same for the factorial function, in C++ this time. "
+    + QUESTION
     + "<|im_end|>\n<|im_start|>assistant\n"
 )
 
@@ -82,20 +82,33 @@ def test_every_layer_prefill_and_decode(qwen):
             f"prefill g2 (history {HIST})": (2, HIST, len(ids) - HIST - 1),
         }
         for label, (group, history, n) in runs.items():
-            feed = prefill_feed(sess, group, _r(ref.inputs[i][history:history + n]), _r(ref.keys[i]),
-                                _r(ref.values[i]), history, BF16, rng)
+            feed = prefill_feed(
+                sess,
+                group,
+                _r(ref.inputs[i][history : history + n]),
+                _r(ref.keys[i]),
+                _r(ref.values[i]),
+                history,
+                BF16,
+                rng,
+            )
             k, v, y = sess.run(None, feed, shape_group=group)
-            for what, got, want in (("output", y[0, :n], ref.outputs[i][history:history + n]),
-                                    ("K", k[0, :n], ref.keys[i][history:history + n]),
-                                    ("V", v[0, :n], ref.values[i][history:history + n])):
+            for what, got, want in (
+                ("output", y[0, :n], ref.outputs[i][history : history + n]),
+                ("K", k[0, :n], ref.keys[i][history : history + n]),
+                ("V", v[0, :n], ref.values[i][history : history + n]),
+            ):
                 c = cosine(got, want)
                 worst[(label, what)] = min(worst.get((label, what), 1.0), c)
                 assert c >= 0.999, f"layer {i} {label} {what}: cosine {c:.6f}"
         pos = len(ids) - 1
         feed = decode_feed(sess, _r(ref.inputs[i][pos]), _r(ref.keys[i]), _r(ref.values[i]), pos, BF16, rng)
         k, v, y = sess.run(None, feed, shape_group=0)
-        for what, got, want in (("output", y, ref.outputs[i][pos]), ("K", k, ref.keys[i][pos]),
-                                ("V", v, ref.values[i][pos])):
+        for what, got, want in (
+            ("output", y, ref.outputs[i][pos]),
+            ("K", k, ref.keys[i][pos]),
+            ("V", v, ref.values[i][pos]),
+        ):
             c = cosine(got, want)
             worst[("decode", what)] = min(worst.get(("decode", what), 1.0), c)
             assert c >= 0.999, f"layer {i} decode {what}: cosine {c:.6f}"

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 import torch
 import transformers  # noqa: F401
 
@@ -22,8 +21,9 @@ def llm(qwen_build):
 
 
 def test_capital_of_france(llm):
-    out = llm.chat([{"role": "user", "content": "What is the capital of France?"}], temperature=0,
-                   max_new_tokens=64)
+    out = llm.chat(
+        [{"role": "user", "content": "What is the capital of France?"}], temperature=0, max_new_tokens=64
+    )
     assert out.text == "The capital of France is Paris."
     assert out.finish_reason == "stop"
     assert out.metrics.ttft_ms > 0 and out.metrics.decode_tokens_per_s > 0
@@ -33,9 +33,10 @@ def test_first_16_greedy_ids_match_transformers(llm, qwen_hf):
     messages = [{"role": "user", "content": "Explain what a Python list comprehension is."}]
     ids = llm.tokenize(llm.apply_chat_template(messages), add_special_tokens=False)
     with torch.no_grad():
-        out = qwen_hf.generate(torch.tensor([ids]), max_new_tokens=16, do_sample=False,
-                               attention_mask=torch.ones(1, len(ids)))
-    want = out[0, len(ids):].tolist()
+        out = qwen_hf.generate(
+            torch.tensor([ids]), max_new_tokens=16, do_sample=False, attention_mask=torch.ones(1, len(ids))
+        )
+    want = out[0, len(ids) :].tolist()
     got = llm.chat(messages, max_new_tokens=16, temperature=0)
     assert got.token_ids == want
 
@@ -44,21 +45,28 @@ def test_chat_template_matches_transformers(llm, qwen_build):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(qwen_build))
-    messages = [{"role": "system", "content": "Réponds en français."},
-                {"role": "user", "content": "東京はどこ？ 🗼"}]
+    messages = [
+        {"role": "system", "content": "Réponds en français."},
+        {"role": "user", "content": "東京はどこ？ 🗼"},
+    ]
     assert llm.apply_chat_template(messages) == tok.apply_chat_template(
-        messages, tokenize=False, add_generation_prompt=True)
+        messages, tokenize=False, add_generation_prompt=True
+    )
     text = llm.apply_chat_template(messages)
     assert llm.tokenize(text, add_special_tokens=False) == tok(text, add_special_tokens=False)["input_ids"]
 
 
-@pytest.mark.parametrize("question,split_chars", [
-    ("日本の首都はどこですか？絵文字を使って答えてください。", False),
-    ("Repeat exactly: 鿰鿱 𠀀𠀁 🫠🫡", True),
-])
+@pytest.mark.parametrize(
+    "question,split_chars",
+    [
+        ("日本の首都はどこですか？絵文字を使って答えてください。", False),
+        ("Repeat exactly: 鿰鿱 𠀀𠀁 🫠🫡", True),
+    ],
+)
 def test_japanese_and_emoji_stream_without_replacement_chars(llm, question, split_chars):
-    chunks = list(llm.chat([{"role": "user", "content": question}], temperature=0, max_new_tokens=48,
-                           stream=True))
+    chunks = list(
+        llm.chat([{"role": "user", "content": question}], temperature=0, max_new_tokens=48, stream=True)
+    )
     ids = [t for c in chunks for t in c.token_ids]
     text = "".join(c.text for c in chunks)
     assert all("\ufffd" not in c.text for c in chunks)

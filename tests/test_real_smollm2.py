@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 import torch
 import transformers  # noqa: F401
-
 from helpers.contract import decode_feed, prefill_feed  # noqa: E402
 from helpers.tiny_models import layer_reference, post_reference  # noqa: E402
 
@@ -27,12 +25,19 @@ def smol(real_gguf, tmp_path_factory):
     from transformers import AutoModelForCausalLM
 
     path = real_gguf(NAME)
-    out = build(path, tmp_path_factory.mktemp("smol"),
-                BuildOptions(prefill_len=P, kv_cache_len=C, hidden_state_type="fp32", weight_type="fp32"))
-    model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name,
-                                                 dtype=torch.float32, attn_implementation="eager").eval()
-    ids = Tokenizer.from_file(str(out / "tokenizer.json")).encode(
-        "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n").ids
+    out = build(
+        path,
+        tmp_path_factory.mktemp("smol"),
+        BuildOptions(prefill_len=P, kv_cache_len=C, hidden_state_type="fp32", weight_type="fp32"),
+    )
+    model = AutoModelForCausalLM.from_pretrained(
+        str(path.parent), gguf_file=path.name, dtype=torch.float32, attn_implementation="eager"
+    ).eval()
+    ids = (
+        Tokenizer.from_file(str(out / "tokenizer.json"))
+        .encode("<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n")
+        .ids
+    )
     with torch.no_grad():
         embeds = model.model.embed_tokens(torch.tensor(ids)).numpy()
     return model, out, ids, layer_reference(model, embeds)
@@ -54,8 +59,9 @@ def test_layers_match_transformers(smol, layer):
     sess = axllm.InferenceSession(out / f"llama_p{P}_l{layer}_together.hostmodel")
     rng = np.random.default_rng(layer)
     n = len(ids) - 1
-    feed = prefill_feed(sess, 1, ref.inputs[layer][:n], ref.keys[layer], ref.values[layer], 0,
-                        np.float32, rng)
+    feed = prefill_feed(
+        sess, 1, ref.inputs[layer][:n], ref.keys[layer], ref.values[layer], 0, np.float32, rng
+    )
     k, v, y = sess.run(None, feed, shape_group=1)
     scale = float(np.max(np.abs(ref.outputs[layer][:n]))) + 1.0
     np.testing.assert_allclose(y[0, :n], ref.outputs[layer][:n], atol=2e-5 * scale, rtol=0)

@@ -12,10 +12,8 @@ import itertools
 
 import numpy as np
 import pytest
-
 import torch
 import transformers  # noqa: F401
-
 from transformers.generation.logits_process import (  # noqa: E402
     MinPLogitsWarper,
     RepetitionPenaltyLogitsProcessor,
@@ -34,10 +32,19 @@ def f32(x: float) -> float:
     return float(np.float32(x))
 
 
-def hf_reference(logits: np.ndarray, prompt: list[int], generated: list[int], *,
-                 temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, min_p: float = 0.0,
-                 repetition_penalty: float = 1.0, presence_penalty: float = 0.0,
-                 frequency_penalty: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def hf_reference(
+    logits: np.ndarray,
+    prompt: list[int],
+    generated: list[int],
+    *,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    min_p: float = 0.0,
+    repetition_penalty: float = 1.0,
+    presence_penalty: float = 0.0,
+    frequency_penalty: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray]:
     """Returns (probabilities, ranking scores): transformers' processors in generate()'s order.
 
     The ranking scores are the scores after penalties and temperature, before any filtering:
@@ -70,8 +77,9 @@ def hf_reference(logits: np.ndarray, prompt: list[int], generated: list[int], *,
     return torch.softmax(scores[0], dim=-1).numpy(), ranking
 
 
-def assert_same_distribution(ours: np.ndarray, ref: np.ndarray, ranking: np.ndarray, *,
-                             loose_cut: bool = False) -> None:
+def assert_same_distribution(
+    ours: np.ndarray, ref: np.ndarray, ranking: np.ndarray, *, loose_cut: bool = False
+) -> None:
     """Equal up to a permutation among tokens of equal ranking score (a tie group cut by top-p
     may keep different members); everywhere else equal position by position.
 
@@ -129,8 +137,7 @@ def test_hf_filters_match_transformers(vocab):
         params = dict(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p)
         ref, ranking = hf_reference(logits, [], [], **params)
         try:
-            assert_same_distribution(ours(logits, **params), ref, ranking,
-                                     loose_cut=vocab > 1000)
+            assert_same_distribution(ours(logits, **params), ref, ranking, loose_cut=vocab > 1000)
         except AssertionError as e:
             raise AssertionError(f"vocab {vocab} {kind} {params}: {e}") from None
 
@@ -142,13 +149,16 @@ def test_hf_tie_order_matches_transformers_exactly(vocab):
     rng = np.random.default_rng(100 + vocab)
     for _ in range(200):
         logits = rng.integers(-2, 3, vocab).astype(np.float32)
-        params = dict(temperature=float(rng.choice([0.5, 1.0, 2.0])),
-                      top_k=int(rng.choice([0, 1, 2, 5])),
-                      top_p=float(rng.choice([0.1, 0.3, 0.5, 0.75, 0.9])),
-                      min_p=float(rng.choice([0.0, 0.2])))
+        params = dict(
+            temperature=float(rng.choice([0.5, 1.0, 2.0])),
+            top_k=int(rng.choice([0, 1, 2, 5])),
+            top_p=float(rng.choice([0.1, 0.3, 0.5, 0.75, 0.9])),
+            min_p=float(rng.choice([0.0, 0.2])),
+        )
         ref, _ = hf_reference(logits, [], [], **params)
-        np.testing.assert_allclose(ours(logits, **params), ref, rtol=1e-5, atol=1e-7,
-                                   err_msg=f"{logits} {params}")
+        np.testing.assert_allclose(
+            ours(logits, **params), ref, rtol=1e-5, atol=1e-7, err_msg=f"{logits} {params}"
+        )
 
 
 def test_hf_uniform_top_p_keeps_highest_indices():
@@ -168,13 +178,15 @@ def test_hf_penalties_match_transformers(vocab):
         if i % 4 == 0:
             generated += generated[:5] + [vocab - 1, vocab + 3]  # duplicates; an id past the vocab
             prompt += [vocab, vocab - 1]
-        params = dict(temperature=float(rng.choice([0.0, 0.6, 1.0, 1.7])),
-                      top_k=int(rng.choice([0, 20])),
-                      top_p=float(rng.choice([1.0, 0.9])),
-                      min_p=float(rng.choice([0.0, 0.1])),
-                      repetition_penalty=float(rng.choice([1.0, 1.3, 0.7, 2.5])),
-                      presence_penalty=float(rng.choice([0.0, 0.5, -0.4])),
-                      frequency_penalty=float(rng.choice([0.0, 0.3, 1.1])))
+        params = dict(
+            temperature=float(rng.choice([0.0, 0.6, 1.0, 1.7])),
+            top_k=int(rng.choice([0, 20])),
+            top_p=float(rng.choice([1.0, 0.9])),
+            min_p=float(rng.choice([0.0, 0.1])),
+            repetition_penalty=float(rng.choice([1.0, 1.3, 0.7, 2.5])),
+            presence_penalty=float(rng.choice([0.0, 0.5, -0.4])),
+            frequency_penalty=float(rng.choice([0.0, 0.3, 1.1])),
+        )
         ref, ranking = hf_reference(logits, prompt, generated, **params)
         got = ours(logits, prompt, generated, **params)
         try:
@@ -231,46 +243,59 @@ def test_samples_follow_probabilities():
 
 
 def test_params_dict():
-    s = Sampler(mode="vendor", temperature=0.5, enable_top_k=True, top_k=10, penalty_window=8,
-                repetition_penalty=1.2)
+    s = Sampler(
+        mode="vendor", temperature=0.5, enable_top_k=True, top_k=10, penalty_window=8, repetition_penalty=1.2
+    )
     assert s.params == {
-        "mode": "vendor", "temperature": 0.5, "top_k": 10, "top_p": 1.0, "min_p": 0.0,
-        "repetition_penalty": f32(1.2), "presence_penalty": 0.0, "frequency_penalty": 0.0,
-        "seed": None, "enable_top_p": False, "enable_top_k": True, "penalty_window": 8,
+        "mode": "vendor",
+        "temperature": 0.5,
+        "top_k": 10,
+        "top_p": 1.0,
+        "min_p": 0.0,
+        "repetition_penalty": f32(1.2),
+        "presence_penalty": 0.0,
+        "frequency_penalty": 0.0,
+        "seed": None,
+        "enable_top_p": False,
+        "enable_top_k": True,
+        "penalty_window": 8,
     }
     assert Sampler(seed=2**64 - 1).params["seed"] == 2**64 - 1
     with pytest.raises(AttributeError):
         s.params = {}
 
 
-@pytest.mark.parametrize("kwargs, field", [
-    (dict(top_p=1.5), "top_p"),
-    (dict(top_p=0.0), "top_p"),
-    (dict(top_p=float("nan")), "top_p"),
-    (dict(top_k=-1), "top_k"),
-    (dict(top_k=2**40), "top_k"),
-    (dict(min_p=-0.1), "min_p"),
-    (dict(min_p=1.5), "min_p"),
-    (dict(temperature=float("inf")), "temperature"),
-    (dict(temperature=float("nan")), "temperature"),
-    (dict(temperature=-1.0), "temperature"),
-    (dict(repetition_penalty=0.0), "repetition_penalty"),
-    (dict(repetition_penalty=-1.0), "repetition_penalty"),
-    (dict(presence_penalty=float("inf")), "presence_penalty"),
-    (dict(frequency_penalty=float("nan")), "frequency_penalty"),
-    (dict(mode="greedy"), "mode"),
-    (dict(seed=-1), "seed"),
-    (dict(seed=2**64), "seed"),
-    (dict(enable_top_p=True), "enable_top_p"),
-    (dict(enable_top_k=True), "enable_top_k"),
-    (dict(penalty_window=5), "penalty_window"),
-    (dict(mode="vendor", min_p=0.1), "min_p"),
-    (dict(mode="vendor", presence_penalty=0.5), "presence_penalty"),
-    (dict(mode="vendor", frequency_penalty=0.5), "frequency_penalty"),
-    (dict(mode="vendor", enable_top_k=True, top_k=0), "top_k"),
-    (dict(mode="vendor", penalty_window=-1), "penalty_window"),
-    (dict(mode="vendor", penalty_window=2**40), "penalty_window"),
-])
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        (dict(top_p=1.5), "top_p"),
+        (dict(top_p=0.0), "top_p"),
+        (dict(top_p=float("nan")), "top_p"),
+        (dict(top_k=-1), "top_k"),
+        (dict(top_k=2**40), "top_k"),
+        (dict(min_p=-0.1), "min_p"),
+        (dict(min_p=1.5), "min_p"),
+        (dict(temperature=float("inf")), "temperature"),
+        (dict(temperature=float("nan")), "temperature"),
+        (dict(temperature=-1.0), "temperature"),
+        (dict(repetition_penalty=0.0), "repetition_penalty"),
+        (dict(repetition_penalty=-1.0), "repetition_penalty"),
+        (dict(presence_penalty=float("inf")), "presence_penalty"),
+        (dict(frequency_penalty=float("nan")), "frequency_penalty"),
+        (dict(mode="greedy"), "mode"),
+        (dict(seed=-1), "seed"),
+        (dict(seed=2**64), "seed"),
+        (dict(enable_top_p=True), "enable_top_p"),
+        (dict(enable_top_k=True), "enable_top_k"),
+        (dict(penalty_window=5), "penalty_window"),
+        (dict(mode="vendor", min_p=0.1), "min_p"),
+        (dict(mode="vendor", presence_penalty=0.5), "presence_penalty"),
+        (dict(mode="vendor", frequency_penalty=0.5), "frequency_penalty"),
+        (dict(mode="vendor", enable_top_k=True, top_k=0), "top_k"),
+        (dict(mode="vendor", penalty_window=-1), "penalty_window"),
+        (dict(mode="vendor", penalty_window=2**40), "penalty_window"),
+    ],
+)
 def test_bad_params_raise_value_error_naming_the_field(kwargs, field):
     with pytest.raises(ValueError, match=rf"^{field}\b"):
         Sampler(**kwargs)
@@ -304,9 +329,18 @@ def test_bad_call_arguments():
     assert Sampler(temperature=0.0).sample(strided) == 4
 
 
-def vendor_reference(logits: np.ndarray, generated: list[int], *, temperature: float,
-                     repetition_penalty: float, penalty_window: int, enable_top_p: bool,
-                     top_p: float, enable_top_k: bool, top_k: int) -> np.ndarray:
+def vendor_reference(
+    logits: np.ndarray,
+    generated: list[int],
+    *,
+    temperature: float,
+    repetition_penalty: float,
+    penalty_window: int,
+    enable_top_p: bool,
+    top_p: float,
+    enable_top_k: bool,
+    top_k: int,
+) -> np.ndarray:
     """AXERA post_config.json semantics, from their description, in NumPy."""
     vocab = logits.shape[0]
     s = logits.astype(np.float32).copy()
@@ -330,7 +364,7 @@ def vendor_reference(logits: np.ndarray, generated: list[int], *, temperature: f
             cumulative += p[t]
         out[kept] = p[kept] / p[kept].sum()
     elif temperature > 0 and enable_top_k and top_k > 1:
-        kept = order[:min(top_k, vocab)]
+        kept = order[: min(top_k, vocab)]
         e = np.exp(s[kept].astype(np.float64) - s[kept].max())
         out[kept] = e / e.sum()
     else:
@@ -341,21 +375,35 @@ def vendor_reference(logits: np.ndarray, generated: list[int], *, temperature: f
 @pytest.mark.parametrize("vocab", [5, 300, QWEN_VOCAB])
 def test_vendor_matches_reference(vocab):
     rng = np.random.default_rng(vocab + 11)
-    selection = [dict(), dict(enable_top_p=True, top_p=0.1), dict(enable_top_p=True, top_p=0.8),
-                 dict(enable_top_p=True, top_p=1.0), dict(enable_top_k=True, top_k=1),
-                 dict(enable_top_k=True, top_k=2), dict(enable_top_k=True, top_k=10),
-                 dict(enable_top_k=True, top_k=vocab + 5),
-                 dict(enable_top_p=True, top_p=0.5, enable_top_k=True, top_k=3)]
+    selection = [
+        dict(),
+        dict(enable_top_p=True, top_p=0.1),
+        dict(enable_top_p=True, top_p=0.8),
+        dict(enable_top_p=True, top_p=1.0),
+        dict(enable_top_k=True, top_k=1),
+        dict(enable_top_k=True, top_k=2),
+        dict(enable_top_k=True, top_k=10),
+        dict(enable_top_k=True, top_k=vocab + 5),
+        dict(enable_top_p=True, top_p=0.5, enable_top_k=True, top_k=3),
+    ]
     n = 0
     for sel, temperature, rp, window in itertools.product(
-            selection, [0.0, 0.5, 1.0, 2.0], [1.0, 1.2, 0.8], [0, 1, 5, 20]):
+        selection, [0.0, 0.5, 1.0, 2.0], [1.0, 1.2, 0.8], [0, 1, 5, 20]
+    ):
         if vocab == QWEN_VOCAB and rng.random() < 0.85:
             continue  # a sample of the grid at the full vocab size
         n += 1
         logits = random_logits(rng, vocab, ["normal", "ties", "peaked"][n % 3])
         generated = [int(t) for t in rng.integers(0, min(vocab, 8), 12)] + [vocab + 1]
-        params = dict(temperature=temperature, repetition_penalty=rp, penalty_window=window,
-                      enable_top_p=False, top_p=1.0, enable_top_k=False, top_k=0)
+        params = dict(
+            temperature=temperature,
+            repetition_penalty=rp,
+            penalty_window=window,
+            enable_top_p=False,
+            top_p=1.0,
+            enable_top_k=False,
+            top_k=0,
+        )
         params.update(sel)
         ref = vendor_reference(logits, generated, **params)
         got = Sampler(mode="vendor", seed=0, **params).probabilities(logits, [0, 1, 2], generated)
@@ -376,7 +424,9 @@ def test_vendor_by_hand():
     e = np.exp(np.array([2.0, 2.5]) - 2.5)
     np.testing.assert_allclose(
         Sampler(enable_top_k=True, top_k=2, **base).probabilities(logits, [3], [0, 1, 2]),
-        [e[0] / e.sum(), 0, 0, e[1] / e.sum()], rtol=1e-6)
+        [e[0] / e.sum(), 0, 0, e[1] / e.sum()],
+        rtol=1e-6,
+    )
     # top_k 1 is greedy and never draws.
     assert Sampler(enable_top_k=True, top_k=1, **base).sample(logits, [3], [0, 1, 2]) == 3
     # softmax [2, 1.5, -2, 2.5] = [.306, .185, .006, .504]: top_p .7 keeps 3, then 0 (.809 >= .7).
@@ -401,10 +451,14 @@ def test_bad_parameter_types_and_names_raise_type_error_naming_them():
 
 
 def test_bools_are_not_numbers_and_ints_are_integral():
-    for kwargs, match in ((dict(top_k=True), "^top_k must be an int"), (dict(temperature=True), "^temperature"),
-                          (dict(enable_top_k=0.0), "^enable_top_k must be a bool"),
-                          (dict(penalty_window=2.5), "^penalty_window must be an int"),
-                          (dict(seed=1.5), "^seed must be an int"), (dict(seed=True), "^seed must be an int")):
+    for kwargs, match in (
+        (dict(top_k=True), "^top_k must be an int"),
+        (dict(temperature=True), "^temperature"),
+        (dict(enable_top_k=0.0), "^enable_top_k must be a bool"),
+        (dict(penalty_window=2.5), "^penalty_window must be an int"),
+        (dict(seed=1.5), "^seed must be an int"),
+        (dict(seed=True), "^seed must be an int"),
+    ):
         with pytest.raises(TypeError, match=match):
             Sampler(**kwargs)
     with pytest.raises(ValueError, match=r"^penalty_window must fit in int32"):

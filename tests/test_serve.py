@@ -25,15 +25,13 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx
+import openai
 import pytest
-
+import starlette  # noqa: F401
 import torch  # noqa: F401
 import transformers  # noqa: F401
-import openai
-import httpx
 import uvicorn
-import starlette  # noqa: F401
-
 from helpers.tiny_models import TinyConfig, make_model, save_model  # noqa: E402
 from helpers.tiny_tokenizer import write_tiny_tokenizer  # noqa: E402
 
@@ -44,10 +42,24 @@ from axllm.serve.__main__ import is_loopback, parse_args  # noqa: E402
 
 KEY = "test-key"
 DEADLINE = 20.0
-TINY = TinyConfig("qwen2", hidden_size=256, num_heads=4, num_kv_heads=2, head_dim=64,
-                  intermediate_size=1024, num_layers=4, vocab_size=300, seed=5)
-TINY_OPTS = BuildOptions(prefill_len=32, kv_cache_len=512, last_kv_cache_len=[32, 128, 256],
-                         hidden_state_type="fp32", weight_type="fp32")
+TINY = TinyConfig(
+    "qwen2",
+    hidden_size=256,
+    num_heads=4,
+    num_kv_heads=2,
+    head_dim=64,
+    intermediate_size=1024,
+    num_layers=4,
+    vocab_size=300,
+    seed=5,
+)
+TINY_OPTS = BuildOptions(
+    prefill_len=32,
+    kv_cache_len=512,
+    last_kv_cache_len=[32, 128, 256],
+    hidden_state_type="fp32",
+    weight_type="fp32",
+)
 
 
 class ServerThread:
@@ -60,8 +72,7 @@ class ServerThread:
         self.sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
         self.server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
-                                       daemon=True)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
     @property
     def queue(self):
@@ -195,10 +206,13 @@ def test_chat_equals_llm_chat_streamed_or_not(srv, client, llm):
     assert got.usage.total_tokens == len(ids) + want.metrics.generated_tokens
     assert got.usage.prompt_tokens_details.cached_tokens in (0, len(ids) - 1)  # the engine may prefill afresh
     ext = extra(got)
-    assert ext["ttft_ms"] > 0 and ext["decode_tokens_per_s"] > 0 and ext["finish_reason"] == want.finish_reason
+    assert (
+        ext["ttft_ms"] > 0 and ext["decode_tokens_per_s"] > 0 and ext["finish_reason"] == want.finish_reason
+    )
 
-    text, chunks = stream_chat(client, messages, max_tokens=24, temperature=0,
-                               stream_options={"include_usage": True})
+    text, chunks = stream_chat(
+        client, messages, max_tokens=24, temperature=0, stream_options={"include_usage": True}
+    )
     assert text == want.text
     assert chunks[0].object == "chat.completion.chunk" and chunks[0].choices[0].delta.role == "assistant"
     assert len({c.id for c in chunks}) == 1
@@ -224,8 +238,15 @@ def test_completions_equal_llm_generate(client, llm):
     assert got.object == "text_completion"
     assert (got.choices[0].text, got.choices[0].finish_reason) == (want.text, want.finish_reason)
     assert got.usage.completion_tokens == want.metrics.generated_tokens <= 16
-    streamed = list(client.completions.create(model="m", prompt="hello there", temperature=0,
-                                              stream=True, stream_options={"include_usage": True}))
+    streamed = list(
+        client.completions.create(
+            model="m",
+            prompt="hello there",
+            temperature=0,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
     assert "".join(c.choices[0].text for c in streamed if c.choices) == want.text
     assert streamed[-1].usage.prompt_tokens == want.metrics.prompt_tokens
     ids = llm.tokenize("hi you")
@@ -239,12 +260,13 @@ def test_stop_across_chunk_boundaries(client, llm):
     full = llm.chat(messages, max_new_tokens=60, temperature=0).text
     assert len(full) > 20
     for start, length in ((3, 4), (9, 7)):
-        stop = full[start:start + length]
-        cut = full[:full.index(stop)]
+        stop = full[start : start + length]
+        cut = full[: full.index(stop)]
         text, chunks = stream_chat(client, messages, max_tokens=60, temperature=0, stop=[stop, "\x00no"])
         assert text == cut and chunks[-1].choices[0].finish_reason == "stop"
-        got = client.chat.completions.create(model="m", messages=messages, max_tokens=60, temperature=0,
-                                             stop=stop)
+        got = client.chat.completions.create(
+            model="m", messages=messages, max_tokens=60, temperature=0, stop=stop
+        )
         assert got.choices[0].message.content == cut and got.choices[0].finish_reason == "stop"
 
 
@@ -265,8 +287,7 @@ def test_kv_slots_restore_the_conversation_sharing_the_longest_prefix(llm):
         first = c.chat.completions.create(model="m", messages=a, max_tokens=10, temperature=0)
         c.chat.completions.create(model="m", messages=b, max_tokens=10, temperature=0)
         a += [{"role": "assistant", "content": first.choices[0].message.content}, *user("and then?")]
-        text, chunks = stream_chat(c, a, max_tokens=10, temperature=0,
-                                   stream_options={"include_usage": True})
+        text, chunks = stream_chat(c, a, max_tokens=10, temperature=0, stream_options={"include_usage": True})
         cached = chunks[-1].usage.prompt_tokens_details.cached_tokens
         assert first.usage.prompt_tokens <= cached <= extra(chunks[-2])["restored_tokens"]
         ids_a, ids_b = (llm.tokenize(llm.apply_chat_template(m), add_special_tokens=False) for m in (a, b))
@@ -303,8 +324,9 @@ def test_closing_a_stream_after_3_chunks_frees_the_engine(llm):
     prompt_len = len(llm.tokenize(llm.apply_chat_template(messages), add_special_tokens=False))
     with ServerThread(SlowLLM(llm, 0.002), ServeConfig()) as s:  # >= 2 ms a token: >= 0.9 s in all
         c = s.client()
-        stream = c.chat.completions.create(model="m", messages=messages, max_tokens=n, temperature=0,
-                                           stream=True)
+        stream = c.chat.completions.create(
+            model="m", messages=messages, max_tokens=n, temperature=0, stream=True
+        )
         for i, _ in enumerate(stream):
             if i == 3:
                 break
@@ -329,10 +351,16 @@ def test_a_reader_that_stops_reading_does_not_hold_the_model(llm):
     async def main():
         queue = ModelQueue(llm, max_queue=4, kv_slots=1)
         try:
-            stalled = queue.generate(ids, axllm.GenerationConfig(max_new_tokens=200, temperature=0), RunInfo())
+            stalled = queue.generate(
+                ids, axllm.GenerationConfig(max_new_tokens=200, temperature=0), RunInfo()
+            )
             await stalled.__anext__()  # then reads nothing more
-            got = [c.text async for c in queue.generate(other, axllm.GenerationConfig(max_new_tokens=5, temperature=0),
-                                                        RunInfo())]
+            got = [
+                c.text
+                async for c in queue.generate(
+                    other, axllm.GenerationConfig(max_new_tokens=5, temperature=0), RunInfo()
+                )
+            ]
             assert "".join(got) == want
             assert queue.counts["completed"] == 2 and not queue.busy and len(queue.slots) == 1
             rest = [c async for c in stalled]
@@ -353,31 +381,43 @@ def test_bad_api_key_and_missing_key(srv, client):
         assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
     assert httpx.get(srv.url + "/v1/models").status_code == 401
     assert httpx.get(srv.url + "/health").status_code == 200
-    assert client.chat.completions.create(model="m", messages=user("hi"), max_tokens=2).usage.completion_tokens == 2
+    assert (
+        client.chat.completions.create(model="m", messages=user("hi"), max_tokens=2).usage.completion_tokens
+        == 2
+    )
 
 
-@pytest.mark.parametrize("kwargs,param,code", [
-    ({"extra_body": {"temperatur": 0}}, "temperatur", "unknown_parameter"),
-    ({"temperature": "hot"}, "temperature", "invalid_type"),
-    ({"max_tokens": 2.5}, "max_tokens", "invalid_type"),
-    ({"max_tokens": 0}, "max_tokens", "invalid_value"),
-    ({"top_p": 1.5}, "top_p", "invalid_value"),
-    ({"seed": -1}, "seed", "invalid_value"),
-    ({"stop": ["a", 3]}, "stop", "invalid_type"),
-    ({"n": 2}, "n", "unsupported_value"),
-    ({"logprobs": True}, "logprobs", "unsupported_value"),
-    ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools", "unsupported_value"),
-    ({"messages": [{"role": "tool", "content": "x", "tool_call_id": "1"}]}, "messages[0].role",
-     "unsupported_value"),
-    ({"messages": [{"role": "user", "content": 5}]}, "messages[0].content", "invalid_type"),
-    ({"messages": [{"role": "user", "content": "x", "colour": "red"}]}, "messages[0].colour",
-     "unknown_parameter"),
-    ({"messages": []}, "messages", "invalid_value"),
-    ({"stream_options": {"include_usage": "yes"}}, "stream_options.include_usage", "invalid_type"),
-    ({"max_tokens": 2**70}, "max_tokens", "invalid_value"),
-    ({"extra_body": {"overflow": "sideways"}}, "overflow", "invalid_value"),
-    ({"temperature": 1e300}, "temperature", "invalid_value"),
-])
+@pytest.mark.parametrize(
+    "kwargs,param,code",
+    [
+        ({"extra_body": {"temperatur": 0}}, "temperatur", "unknown_parameter"),
+        ({"temperature": "hot"}, "temperature", "invalid_type"),
+        ({"max_tokens": 2.5}, "max_tokens", "invalid_type"),
+        ({"max_tokens": 0}, "max_tokens", "invalid_value"),
+        ({"top_p": 1.5}, "top_p", "invalid_value"),
+        ({"seed": -1}, "seed", "invalid_value"),
+        ({"stop": ["a", 3]}, "stop", "invalid_type"),
+        ({"n": 2}, "n", "unsupported_value"),
+        ({"logprobs": True}, "logprobs", "unsupported_value"),
+        ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools", "unsupported_value"),
+        (
+            {"messages": [{"role": "tool", "content": "x", "tool_call_id": "1"}]},
+            "messages[0].role",
+            "unsupported_value",
+        ),
+        ({"messages": [{"role": "user", "content": 5}]}, "messages[0].content", "invalid_type"),
+        (
+            {"messages": [{"role": "user", "content": "x", "colour": "red"}]},
+            "messages[0].colour",
+            "unknown_parameter",
+        ),
+        ({"messages": []}, "messages", "invalid_value"),
+        ({"stream_options": {"include_usage": "yes"}}, "stream_options.include_usage", "invalid_type"),
+        ({"max_tokens": 2**70}, "max_tokens", "invalid_value"),
+        ({"extra_body": {"overflow": "sideways"}}, "overflow", "invalid_value"),
+        ({"temperature": 1e300}, "temperature", "invalid_value"),
+    ],
+)
 def test_bad_fields_get_400_and_the_server_keeps_serving(client, kwargs, param, code):
     args = {"model": "m", "messages": user("hi"), "max_tokens": 2, **kwargs}
     with pytest.raises(openai.BadRequestError) as e:
@@ -385,37 +425,94 @@ def test_bad_fields_get_400_and_the_server_keeps_serving(client, kwargs, param, 
     err = error_of(e.value)
     assert (err["param"], err["code"], err["type"]) == (param, code, "invalid_request_error")
     assert param.split("[")[0].split(".")[0] in err["message"]
-    assert client.chat.completions.create(model="m", messages=user("hi"), max_tokens=2).usage.completion_tokens == 2
+    assert (
+        client.chat.completions.create(model="m", messages=user("hi"), max_tokens=2).usage.completion_tokens
+        == 2
+    )
 
 
-@pytest.mark.parametrize("body,status,code", [
-    (b'{"messages": [', 400, "invalid_json"),
-    (b"\xff\xfe\x00garbage", 400, "invalid_json"),
-    (b'{"messages": [{"role": "user", "content": "hi"}], "temperature": NaN}', 400, "invalid_json"),
-    (b"[" * 30000 + b"]" * 30000, 400, "invalid_json"),
-    (b'["not", "an", "object"]', 400, "invalid_json"),
-    (b'{"model": "m"}', 400, "missing_required_parameter"),
-    (b"", 400, "invalid_json"),
-    (b'{"messages": [{"role": "user", "content": "\\ud800"}]}', 400, "invalid_value"),
-    (b'{"messages": "' + b"a" * (70 << 10) + b'"}', 413, "request_too_large"),
-])
+@pytest.mark.parametrize(
+    "body,status,code",
+    [
+        (b'{"messages": [', 400, "invalid_json"),
+        (b"\xff\xfe\x00garbage", 400, "invalid_json"),
+        (b'{"messages": [{"role": "user", "content": "hi"}], "temperature": NaN}', 400, "invalid_json"),
+        (b"[" * 30000 + b"]" * 30000, 400, "invalid_json"),
+        (b'["not", "an", "object"]', 400, "invalid_json"),
+        (b'{"model": "m"}', 400, "missing_required_parameter"),
+        (b"", 400, "invalid_json"),
+        (b'{"messages": [{"role": "user", "content": "\\ud800"}]}', 400, "invalid_value"),
+        (b'{"messages": "' + b"a" * (70 << 10) + b'"}', 413, "request_too_large"),
+    ],
+)
 def test_malformed_and_huge_bodies(srv, client, body, status, code):
-    r = httpx.post(srv.url + "/v1/chat/completions", content=body,
-                   headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"})
+    r = httpx.post(
+        srv.url + "/v1/chat/completions",
+        content=body,
+        headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"},
+    )
     assert r.status_code == status
     assert set(r.json()["error"]) == {"message", "type", "param", "code"}
     assert r.json()["error"]["code"] == code
-    assert client.chat.completions.create(model="m", messages=user("hi"), max_tokens=2).usage.completion_tokens == 2
+    assert (
+        client.chat.completions.create(model="m", messages=user("hi"), max_tokens=2).usage.completion_tokens
+        == 2
+    )
 
 
 def test_fuzzed_fields_never_crash_the_server(srv, llm):
     rng = random.Random(7)
-    values = [None, True, False, 0, 1, -1, 2, 0.5, -0.5, 1e300, -1e300, 2**31, 2**64, 2**70, "", "x",
-              "\ud800", [], ["a"], [1, 2], {}, {"type": "text"}, {"a": {"b": [None]}}, [[1]], "\x00" * 3]
-    fields = ["max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k", "min_p", "seed",
-              "presence_penalty", "frequency_penalty", "repetition_penalty", "stop", "n", "stream",
-              "stream_options", "logprobs", "response_format", "tools", "tool_choice", "user",
-              "messages", "model", "prompt"]
+    values = [
+        None,
+        True,
+        False,
+        0,
+        1,
+        -1,
+        2,
+        0.5,
+        -0.5,
+        1e300,
+        -1e300,
+        2**31,
+        2**64,
+        2**70,
+        "",
+        "x",
+        "\ud800",
+        [],
+        ["a"],
+        [1, 2],
+        {},
+        {"type": "text"},
+        {"a": {"b": [None]}},
+        [[1]],
+        "\x00" * 3,
+    ]
+    fields = [
+        "max_tokens",
+        "max_completion_tokens",
+        "temperature",
+        "top_p",
+        "top_k",
+        "min_p",
+        "seed",
+        "presence_penalty",
+        "frequency_penalty",
+        "repetition_penalty",
+        "stop",
+        "n",
+        "stream",
+        "stream_options",
+        "logprobs",
+        "response_format",
+        "tools",
+        "tool_choice",
+        "user",
+        "messages",
+        "model",
+        "prompt",
+    ]
     statuses = set()
     for i in range(80):
         path = "/v1/chat/completions" if i % 2 else "/v1/completions"
@@ -423,8 +520,12 @@ def test_fuzzed_fields_never_crash_the_server(srv, llm):
         body["max_tokens"] = 4
         for name in rng.sample(fields, rng.randint(1, 3)):
             body[name] = rng.choice(values)
-        r = httpx.post(srv.url + path, content=json.dumps(body), timeout=60,
-                       headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"})
+        r = httpx.post(
+            srv.url + path,
+            content=json.dumps(body),
+            timeout=60,
+            headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"},
+        )
         statuses.add(r.status_code)
         assert r.status_code in (200, 400), (body, r.status_code, r.text)
         if r.status_code == 400:
@@ -445,10 +546,14 @@ def test_huge_body_through_the_client_and_chunked(srv, client):
             yield b"a" * 1024
         yield b'"}]}'
 
-    r = httpx.post(srv.url + "/v1/chat/completions", content=chunked(),
-                   headers={"Authorization": f"Bearer {KEY}"})
+    r = httpx.post(
+        srv.url + "/v1/chat/completions", content=chunked(), headers={"Authorization": f"Bearer {KEY}"}
+    )
     assert r.status_code == 413
-    assert client.chat.completions.create(model="m", messages=user("hi"), max_tokens=2).usage.completion_tokens == 2
+    assert (
+        client.chat.completions.create(model="m", messages=user("hi"), max_tokens=2).usage.completion_tokens
+        == 2
+    )
 
 
 def test_too_long_prompt_gets_400_with_the_numbers(srv, client, llm):
@@ -461,7 +566,10 @@ def test_too_long_prompt_gets_400_with_the_numbers(srv, client, llm):
     with pytest.raises(openai.BadRequestError) as e:
         client.completions.create(model="m", prompt=[1, 2, 999], max_tokens=1)
     assert "999" in error_of(e.value)["message"]
-    assert client.chat.completions.create(model="m", messages=user("hi"), max_tokens=2).usage.completion_tokens == 2
+    assert (
+        client.chat.completions.create(model="m", messages=user("hi"), max_tokens=2).usage.completion_tokens
+        == 2
+    )
 
 
 def test_unknown_route_and_wrong_method(srv):
@@ -474,8 +582,9 @@ def test_unknown_route_and_wrong_method(srv):
 def test_full_queue_is_503_with_retry_after_then_serves(llm):
     with ServerThread(SlowLLM(llm, 0.02), ServeConfig(max_queue=0)) as s:
         c = s.client()
-        stream = c.chat.completions.create(model="m", messages=user("hold"), max_tokens=200,
-                                           temperature=0, stream=True)
+        stream = c.chat.completions.create(
+            model="m", messages=user("hold"), max_tokens=200, temperature=0, stream=True
+        )
         next(iter(stream))
         with pytest.raises(openai.InternalServerError) as e:
             c.chat.completions.create(model="m", messages=user("hi"), max_tokens=1)
@@ -483,15 +592,19 @@ def test_full_queue_is_503_with_retry_after_then_serves(llm):
         assert error_of(e.value)["code"] == "queue_full"
         stream.close()
         s.wait_idle()
-        assert c.chat.completions.create(model="m", messages=user("hi"), max_tokens=1).usage.completion_tokens == 1
+        assert (
+            c.chat.completions.create(model="m", messages=user("hi"), max_tokens=1).usage.completion_tokens
+            == 1
+        )
         assert s.health()["requests"]["rejected"] == 1
 
 
 def test_client_leaving_the_queue_and_request_timeout(llm):
     with ServerThread(SlowLLM(llm, 0.02), ServeConfig(request_timeout=0.5)) as s:
         c = s.client()
-        stream = c.chat.completions.create(model="m", messages=user("hold"), max_tokens=200,
-                                           temperature=0, stream=True)
+        stream = c.chat.completions.create(
+            model="m", messages=user("hold"), max_tokens=200, temperature=0, stream=True
+        )
         next(iter(stream))
         with pytest.raises(openai.APITimeoutError):
             s.client(timeout=0.1).chat.completions.create(model="m", messages=user("hi"), max_tokens=1)
@@ -508,14 +621,33 @@ def test_client_leaving_the_queue_and_request_timeout(llm):
             c.chat.completions.create(model="m", messages=user("hold"), max_tokens=200, temperature=0)
         assert error_of(e.value)["code"] == "request_timeout" and e.value.response.headers["retry-after"]
         s.wait_idle()
-        assert c.chat.completions.create(model="m", messages=user("hi"), max_tokens=2).usage.completion_tokens == 2
+        assert (
+            c.chat.completions.create(model="m", messages=user("hi"), max_tokens=2).usage.completion_tokens
+            == 2
+        )
 
 
 def test_cli_serves_and_stops(tiny_dir):
-    proc = subprocess.Popen([sys.executable, "-m", "axllm.serve", str(tiny_dir), "--port", "0",
-                             "--api-key", KEY, "--kv-slots", "1", "--max-queue", "4"],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "axllm.serve",
+            str(tiny_dir),
+            "--port",
+            "0",
+            "--api-key",
+            KEY,
+            "--kv-slots",
+            "1",
+            "--max-queue",
+            "4",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=lambda: [lines.put(x) for x in proc.stderr], daemon=True).start()
     try:
@@ -529,7 +661,10 @@ def test_cli_serves_and_stops(tiny_dir):
         assert any("loopback interface only" in x for x in log)
         c = openai.OpenAI(base_url=url + "/v1", api_key=KEY, max_retries=0)
         assert c.models.list().data[0].id == tiny_dir.name
-        assert c.chat.completions.create(model="m", messages=user("hi"), max_tokens=3).usage.completion_tokens == 3
+        assert (
+            c.chat.completions.create(model="m", messages=user("hi"), max_tokens=3).usage.completion_tokens
+            == 3
+        )
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=DEADLINE) == 0
     finally:
@@ -541,9 +676,19 @@ def test_cli_serves_and_stops(tiny_dir):
 def test_cli_arguments():
     args = parse_args(["m", "--port", "0", "--request-timeout", "0", "--max-queue", "0"])
     assert (args.host, args.port, args.request_timeout, args.max_queue, args.kv_slots) == (
-        "127.0.0.1", 0, None, 0, 0)
-    for bad in ([], ["m", "--demo"], ["m", "--port", "-1"], ["m", "--max-queue", "x"],
-                ["m", "--request-timeout", "nan"]):
+        "127.0.0.1",
+        0,
+        None,
+        0,
+        0,
+    )
+    for bad in (
+        [],
+        ["m", "--demo"],
+        ["m", "--port", "-1"],
+        ["m", "--max-queue", "x"],
+        ["m", "--request-timeout", "nan"],
+    ):
         with pytest.raises(SystemExit) as e:
             parse_args(bad)
         assert e.value.code == 2
@@ -552,8 +697,11 @@ def test_cli_arguments():
 
 
 def test_sse_wire_format(srv):
-    r = httpx.post(srv.url + "/v1/chat/completions", headers={"Authorization": f"Bearer {KEY}"},
-                   json={"messages": user("hi"), "max_tokens": 3, "stream": True})
+    r = httpx.post(
+        srv.url + "/v1/chat/completions",
+        headers={"Authorization": f"Bearer {KEY}"},
+        json={"messages": user("hi"), "max_tokens": 3, "stream": True},
+    )
     assert r.headers["content-type"].startswith("text/event-stream")
     events = [e for e in r.text.split("\n\n") if e]
     assert all(e.startswith("data: ") for e in events) and events[-1] == "data: [DONE]"
@@ -584,7 +732,9 @@ def test_real_chat_equals_llm_chat_and_continues_with_cached_tokens(qwen):
     assert got.choices[0].message.content == want.text and got.choices[0].finish_reason == "stop"
     assert got.usage.completion_tokens == want.metrics.generated_tokens
     assert got.usage.prompt_tokens == want.metrics.prompt_tokens
-    text, chunks = stream_chat(c, FRANCE, max_tokens=16, temperature=0, stream_options={"include_usage": True})
+    text, chunks = stream_chat(
+        c, FRANCE, max_tokens=16, temperature=0, stream_options={"include_usage": True}
+    )
     assert text == want.text and chunks[-2].choices[0].finish_reason == "stop"
     assert chunks[-1].usage.completion_tokens == want.metrics.generated_tokens
     follow = FRANCE + [{"role": "assistant", "content": text}, *user("And of Italy?")]
@@ -610,8 +760,9 @@ def test_real_closing_a_stream_after_3_chunks_frees_the_engine(qwen):
     c = s.client()
     messages = user("Write a long essay about the sea.")
     prompt_len = len(llm.tokenize(llm.apply_chat_template(messages), add_special_tokens=False))
-    stream = c.chat.completions.create(model="m", messages=messages, max_tokens=400, temperature=0,
-                                       stream=True)
+    stream = c.chat.completions.create(
+        model="m", messages=messages, max_tokens=400, temperature=0, stream=True
+    )
     for i, _ in enumerate(stream):
         if i == 3:
             break

@@ -22,7 +22,7 @@ def random_chunks(text: str, rng: random.Random, max_size: int) -> list[str]:
     chunks, i = [], 0
     while i < len(text):
         size = rng.randint(0, max_size)  # empty chunks included
-        chunks.append(text[i:i + size])
+        chunks.append(text[i : i + size])
         i += size
     return chunks
 
@@ -45,9 +45,8 @@ def run(stops: list[str], chunks: list[str]) -> tuple[str, str | None]:
             return released, stop
         # Only a proper prefix of some stop may be held back, and nothing else.
         assert seen.startswith(released)
-        held = seen[len(released):]
-        assert held == "" or any(s.startswith(held) and s != held for s in stops), (
-            stops, chunks, held)
+        held = seen[len(released) :]
+        assert held == "" or any(s.startswith(held) and s != held for s in stops), (stops, chunks, held)
     released += matcher.flush()
     assert expected.startswith(released)
     return released, matcher.matched
@@ -61,9 +60,10 @@ def test_random_texts_stops_and_chunkings_match_the_reference(seed: int) -> None
     rng = random.Random(seed)
     matched = unmatched = 0
     for _ in range(600):
-        stops = ["".join(rng.choices(ALPHABET[:rng.randint(2, len(ALPHABET))],
-                                     k=rng.randint(1, 6)))
-                 for _ in range(rng.randint(1, 4))]
+        stops = [
+            "".join(rng.choices(ALPHABET[: rng.randint(2, len(ALPHABET))], k=rng.randint(1, 6)))
+            for _ in range(rng.randint(1, 4))
+        ]
         text = "".join(rng.choices(ALPHABET, k=rng.randint(0, 40)))
         expected = reference(text, stops)
         got = run(stops, random_chunks(text, rng, rng.choice([1, 2, 3, 8])))

@@ -12,13 +12,12 @@ import random
 from pathlib import Path
 
 import pytest
+import transformers
 from tokenizers import AddedToken, decoders, models, normalizers, pre_tokenizers, processors
 from tokenizers import Tokenizer as Backend
 
 from axllm.errors import ModelLoadError
 from axllm.tokenizer import Detokenizer, Tokenizer
-
-import transformers
 
 QWEN = "qwen2.5-coder-0.5b-instruct-q4_k_m"
 SMOLLM = "smollm2-135m-instruct-q4_1"
@@ -32,8 +31,23 @@ def hf_tokenizer(directory: Path):
 # --- random text ------------------------------------------------------------------------------
 
 POOLS = {
-    "ascii": ["hello", " world", "The", " quick", "don't", "I'LL", "x", "foo.bar()", "a+b=c",
-              "<div>", "https://example.com/?q=1", "CamelCase", "snake_case", "42", "3.14"],
+    "ascii": [
+        "hello",
+        " world",
+        "The",
+        " quick",
+        "don't",
+        "I'LL",
+        "x",
+        "foo.bar()",
+        "a+b=c",
+        "<div>",
+        "https://example.com/?q=1",
+        "CamelCase",
+        "snake_case",
+        "42",
+        "3.14",
+    ],
     "cjk": ["中文", "汉字测试", "東京", "한국어", "你好，世界"],
     "japanese": ["日本語のテキスト", "こんにちは", "カタカナ", "ｶﾀｶﾅ", "漢字とかな", "。、"],
     "emoji": ["😀", "👍🏽", "👨‍👩‍👧", "🇫🇷", "❤️", "🤖", "🧑🏿‍🚀"],
@@ -46,8 +60,9 @@ POOLS = {
 def random_strings(count: int, seed: int) -> list[str]:
     rng = random.Random(seed)
     names = sorted(POOLS)
-    return ["".join(rng.choice(POOLS[rng.choice(names)]) for _ in range(rng.randint(1, 14)))
-            for _ in range(count)]
+    return [
+        "".join(rng.choice(POOLS[rng.choice(names)]) for _ in range(rng.randint(1, 14))) for _ in range(count)
+    ]
 
 
 def assert_matches_transformers(ours: Tokenizer, hf, texts: list[str]) -> None:
@@ -57,7 +72,8 @@ def assert_matches_transformers(ours: Tokenizer, hf, texts: list[str]) -> None:
             assert ours.encode(text, add_special_tokens=add) == ids, (text, add)
             for skip in (True, False):
                 assert ours.decode(ids, skip_special_tokens=skip) == hf.decode(
-                    ids, skip_special_tokens=skip), (text, skip)
+                    ids, skip_special_tokens=skip
+                ), (text, skip)
 
 
 def stream(detok: Detokenizer, ids: list[int]) -> list[str]:
@@ -65,6 +81,7 @@ def stream(detok: Detokenizer, ids: list[int]) -> list[str]:
 
 
 # --- a hand-built byte-level BPE --------------------------------------------------------------
+
 
 def gpt2_byte_chars() -> list[str]:
     """GPT-2's byte-level spelling: printable Latin-1 bytes stand for themselves, the other 68
@@ -112,31 +129,38 @@ def byte_level_backend(post: str) -> Backend:
     bos = backend.token_to_id("<s>")
     if post == "bos":  # Llama-3 style: BOS from the tokenizer.json post-processor
         backend.post_processor = processors.TemplateProcessing(
-            single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", bos)])
+            single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", bos)]
+        )
     elif post == "bytelevel":
         backend.post_processor = processors.ByteLevel(trim_offsets=False)
     return backend
 
 
-def write_dir(directory: Path, backend: Backend, config: dict | None = None,
-              generation: dict | None = None, special_map: dict | None = None) -> Path:
+def write_dir(
+    directory: Path,
+    backend: Backend,
+    config: dict | None = None,
+    generation: dict | None = None,
+    special_map: dict | None = None,
+) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     backend.save(str(directory / "tokenizer.json"))
-    for name, value in (("tokenizer_config.json", config), ("generation_config.json", generation),
-                        ("special_tokens_map.json", special_map)):
+    for name, value in (
+        ("tokenizer_config.json", config),
+        ("generation_config.json", generation),
+        ("special_tokens_map.json", special_map),
+    ):
         if value is not None:
             (directory / name).write_text(json.dumps(value), encoding="utf-8")
     return directory
 
 
-BASE_CONFIG = {"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<s>",
-               "eos_token": "</s>"}
+BASE_CONFIG = {"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<s>", "eos_token": "</s>"}
 
 
 @pytest.fixture
 def byte_level(tmp_path: Path) -> Tokenizer:
-    return Tokenizer.from_dir(write_dir(tmp_path / "bl", byte_level_backend("bytelevel"),
-                                        BASE_CONFIG))
+    return Tokenizer.from_dir(write_dir(tmp_path / "bl", byte_level_backend("bytelevel"), BASE_CONFIG))
 
 
 def test_byte_level_builder_splits_multibyte_characters(byte_level: Tokenizer) -> None:
@@ -148,16 +172,16 @@ def test_byte_level_builder_splits_multibyte_characters(byte_level: Tokenizer) -
 
 @pytest.mark.parametrize("post", ["bos", "bytelevel", "none"])
 @pytest.mark.parametrize("add_bos_token", [None, True, False])
-def test_bos_comes_from_the_tokenizer_json_post_processor(tmp_path: Path, post: str,
-                                                          add_bos_token: bool | None) -> None:
+def test_bos_comes_from_the_tokenizer_json_post_processor(
+    tmp_path: Path, post: str, add_bos_token: bool | None
+) -> None:
     config = dict(BASE_CONFIG)
     if add_bos_token is not None:
         config["add_bos_token"] = add_bos_token
         config["add_eos_token"] = add_bos_token
     directory = write_dir(tmp_path / "t", byte_level_backend(post), config)
     ours = Tokenizer.from_dir(directory)
-    assert_matches_transformers(ours, hf_tokenizer(directory),
-                                ["hello world", "", "<s>hi", "日本 😀"])
+    assert_matches_transformers(ours, hf_tokenizer(directory), ["hello world", "", "<s>hi", "日本 😀"])
     # transformers ignores add_bos_token / add_eos_token when tokenizer.json exists.
     ids = ours.encode("hello")
     assert ids[:1] == ([ours.bos_token_id] if post == "bos" else [ours.token_to_id("hello")])
@@ -168,11 +192,17 @@ def test_bos_comes_from_the_tokenizer_json_post_processor(tmp_path: Path, post: 
 def test_named_special_tokens_become_special_like_transformers(tmp_path: Path) -> None:
     config = {
         "tokenizer_class": "PreTrainedTokenizerFast",
-        "bos_token": {"__type": "AddedToken", "content": "<s>", "lstrip": False,
-                      "normalized": False, "rstrip": False, "single_word": False},
-        "eos_token": "<|eot_new|>",   # not in the vocabulary: added as a new special token
-        "pad_token": "hello",         # an ordinary vocabulary entry: now matched whole, special
-        "unk_token": "<tool>",        # a non-special added token: becomes special
+        "bos_token": {
+            "__type": "AddedToken",
+            "content": "<s>",
+            "lstrip": False,
+            "normalized": False,
+            "rstrip": False,
+            "single_word": False,
+        },
+        "eos_token": "<|eot_new|>",  # not in the vocabulary: added as a new special token
+        "pad_token": "hello",  # an ordinary vocabulary entry: now matched whole, special
+        "unk_token": "<tool>",  # a non-special added token: becomes special
         "additional_special_tokens": ["<extra_a>", "<|im_end|>"],
     }
     directory = write_dir(tmp_path / "t", byte_level_backend("bytelevel"), config)
@@ -188,11 +218,17 @@ def test_named_special_tokens_become_special_like_transformers(tmp_path: Path) -
 
 
 def test_legacy_special_tokens_map_overrides_config(tmp_path: Path) -> None:
-    special_map = {"eos_token": {"content": "<|im_end|>", "lstrip": False, "normalized": False,
-                                 "rstrip": False, "single_word": False},
-                   "additional_special_tokens": ["<tool>"]}
-    directory = write_dir(tmp_path / "t", byte_level_backend("none"), BASE_CONFIG,
-                          special_map=special_map)
+    special_map = {
+        "eos_token": {
+            "content": "<|im_end|>",
+            "lstrip": False,
+            "normalized": False,
+            "rstrip": False,
+            "single_word": False,
+        },
+        "additional_special_tokens": ["<tool>"],
+    }
+    directory = write_dir(tmp_path / "t", byte_level_backend("none"), BASE_CONFIG, special_map=special_map)
     ours, hf = Tokenizer.from_dir(directory), hf_tokenizer(directory)
     assert ours.eos_token == hf.eos_token == "<|im_end|>"
     assert_matches_transformers(ours, hf, ["x<tool>y<|im_end|>", "hello</s>"])
@@ -203,29 +239,43 @@ def test_legacy_special_tokens_map_overrides_config(tmp_path: Path) -> None:
 
 
 def test_special_tokens_map_ignored_when_config_has_added_tokens_decoder(tmp_path: Path) -> None:
-    config = dict(BASE_CONFIG, added_tokens_decoder={
-        "256": {"content": "<tool>", "lstrip": False, "normalized": False, "rstrip": False,
-                "single_word": False, "special": False}})
-    directory = write_dir(tmp_path / "t", byte_level_backend("none"), config,
-                          special_map={"eos_token": "<|im_end|>"})
+    config = dict(
+        BASE_CONFIG,
+        added_tokens_decoder={
+            "256": {
+                "content": "<tool>",
+                "lstrip": False,
+                "normalized": False,
+                "rstrip": False,
+                "single_word": False,
+                "special": False,
+            }
+        },
+    )
+    directory = write_dir(
+        tmp_path / "t", byte_level_backend("none"), config, special_map={"eos_token": "<|im_end|>"}
+    )
     ours, hf = Tokenizer.from_dir(directory), hf_tokenizer(directory)
     assert ours.eos_token == hf.eos_token == "</s>"
     assert_matches_transformers(ours, hf, ["x<tool>y</s>", "hello<|im_end|>"])
 
 
 def test_split_special_tokens_config(tmp_path: Path) -> None:
-    directory = write_dir(tmp_path / "t", byte_level_backend("none"),
-                          dict(BASE_CONFIG, split_special_tokens=True))
+    directory = write_dir(
+        tmp_path / "t", byte_level_backend("none"), dict(BASE_CONFIG, split_special_tokens=True)
+    )
     ours, hf = Tokenizer.from_dir(directory), hf_tokenizer(directory)
     assert ours.token_to_id("<|im_start|>") not in ours.encode("<|im_start|>hi")
     assert_matches_transformers(ours, hf, ["<|im_start|>user\nhi<|im_end|>"])
 
 
 def test_synthetic_random_strings_match_transformers(tmp_path: Path) -> None:
-    directory = write_dir(tmp_path / "t", byte_level_backend("bos"),
-                          dict(BASE_CONFIG, pad_token="<|im_end|>"))
-    assert_matches_transformers(Tokenizer.from_dir(directory), hf_tokenizer(directory),
-                                random_strings(150, seed=11))
+    directory = write_dir(
+        tmp_path / "t", byte_level_backend("bos"), dict(BASE_CONFIG, pad_token="<|im_end|>")
+    )
+    assert_matches_transformers(
+        Tokenizer.from_dir(directory), hf_tokenizer(directory), random_strings(150, seed=11)
+    )
 
 
 def test_lookups_and_vocab_size(byte_level: Tokenizer) -> None:
@@ -245,15 +295,19 @@ def test_lookups_and_vocab_size(byte_level: Tokenizer) -> None:
 
 # --- eos ids and config errors ----------------------------------------------------------------
 
-@pytest.mark.parametrize(("generation_eos", "config_eos", "expected"), [
-    (3, "<|im_end|>", [3, "<|im_end|>"]),
-    ([3, 1], "</s>", [3, 1, "</s>"]),
-    ([1, 3, 1], "<|im_end|>", [1, 3, "<|im_end|>"]),
-    (["</s>", 3], "</s>", ["</s>", 3]),
-    ("</s>", "</s>", ["</s>"]),
-    (None, "</s>", ["</s>"]),
-    (None, None, []),
-])
+
+@pytest.mark.parametrize(
+    ("generation_eos", "config_eos", "expected"),
+    [
+        (3, "<|im_end|>", [3, "<|im_end|>"]),
+        ([3, 1], "</s>", [3, 1, "</s>"]),
+        ([1, 3, 1], "<|im_end|>", [1, 3, "<|im_end|>"]),
+        (["</s>", 3], "</s>", ["</s>", 3]),
+        ("</s>", "</s>", ["</s>"]),
+        (None, "</s>", ["</s>"]),
+        (None, None, []),
+    ],
+)
 def test_eos_token_ids(tmp_path: Path, generation_eos, config_eos, expected) -> None:
     """generation_config's eos_token_id (int or list) first, then the config's eos_token."""
     backend = byte_level_backend("none")
@@ -263,16 +317,18 @@ def test_eos_token_ids(tmp_path: Path, generation_eos, config_eos, expected) -> 
 
     generation = None
     if generation_eos is not None:
-        generation = {"eos_token_id": [resolve(v) for v in generation_eos]
-                      if isinstance(generation_eos, list) else resolve(generation_eos)}
+        generation = {
+            "eos_token_id": [resolve(v) for v in generation_eos]
+            if isinstance(generation_eos, list)
+            else resolve(generation_eos)
+        }
     config = {"eos_token": config_eos} if config_eos else {}
     ours = Tokenizer.from_dir(write_dir(tmp_path / "t", backend, config, generation))
     assert ours.eos_token_ids == [resolve(v) for v in expected]
 
 
 def test_bad_generation_eos_rejected(tmp_path: Path) -> None:
-    directory = write_dir(tmp_path / "t", byte_level_backend("none"), BASE_CONFIG,
-                          {"eos_token_id": ["x"]})
+    directory = write_dir(tmp_path / "t", byte_level_backend("none"), BASE_CONFIG, {"eos_token_id": ["x"]})
     with pytest.raises(ModelLoadError, match="generation_config.json.*eos_token_id"):
         Tokenizer.from_dir(directory)
 
@@ -300,14 +356,14 @@ def test_corrupt_files_named(tmp_path: Path) -> None:
 
 # --- detokenizer on the byte-level BPE --------------------------------------------------------
 
+
 def test_detokenizer_holds_split_characters(byte_level: Tokenizer) -> None:
     ids = byte_level.encode("a😀b日本", add_special_tokens=False)
     chunks = stream(byte_level.detokenizer(), ids)
     assert chunks == ["a", "", "", "😀", "b", "日", "本", ""]
 
 
-def test_detokenizer_trailing_incomplete_character_released_by_flush(
-        byte_level: Tokenizer) -> None:
+def test_detokenizer_trailing_incomplete_character_released_by_flush(byte_level: Tokenizer) -> None:
     ids = byte_level.encode("a😀", add_special_tokens=False)[:-1]  # the emoji's last byte lost
     detok = byte_level.detokenizer()
     assert [detok.push(i) for i in ids] == ["a", "", ""]
@@ -358,8 +414,9 @@ def test_detokenizer_work_is_linear(byte_level: Tokenizer, monkeypatch) -> None:
     expected = byte_level.decode(ids)
     decoded = []
     real_decode = byte_level._decode_raw
-    monkeypatch.setattr(byte_level, "_decode_raw",
-                        lambda ids, skip: decoded.append(len(ids)) or real_decode(ids, skip))
+    monkeypatch.setattr(
+        byte_level, "_decode_raw", lambda ids, skip: decoded.append(len(ids)) or real_decode(ids, skip)
+    )
     detok = byte_level.detokenizer()
     assert "".join(detok.push(i) for i in ids) + detok.flush() == expected
     assert len(ids) > 3000
@@ -374,38 +431,55 @@ def test_detokenizer_rejects_negative_ids(byte_level: Tokenizer) -> None:
 
 # --- other tokenizer families -----------------------------------------------------------------
 
+
 def byte_fallback_backend() -> Backend:
     """Llama-2 layout: Metaspace via normalizer, <0xNN> pieces, Strip of the leading space."""
     vocab = {"<unk>": 0, "<s>": 1, "</s>": 2}
     for b in range(256):
         vocab[f"<0x{b:02X}>"] = len(vocab)
-    merges = [("▁", "h"), ("l", "l"), ("▁h", "e"), ("▁he", "ll"), ("▁hell", "o"), ("▁", "w"),
-              ("o", "r"), ("▁w", "or"), ("l", "d"), ("▁wor", "ld")]
+    merges = [
+        ("▁", "h"),
+        ("l", "l"),
+        ("▁h", "e"),
+        ("▁he", "ll"),
+        ("▁hell", "o"),
+        ("▁", "w"),
+        ("o", "r"),
+        ("▁w", "or"),
+        ("l", "d"),
+        ("▁wor", "ld"),
+    ]
     for piece in ["▁", "h", "e", "l", "o", "w", "r", "d", "日", "本", "."]:
         vocab.setdefault(piece, len(vocab))
     for left, right in merges:
         vocab.setdefault(left + right, len(vocab))
-    backend = Backend(models.BPE(vocab=vocab, merges=merges, byte_fallback=True,
-                                 unk_token="<unk>", fuse_unk=True))
-    backend.normalizer = normalizers.Sequence(
-        [normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
-    backend.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(),
-                                         decoders.Fuse(), decoders.Strip(" ", 1, 0)])
+    backend = Backend(
+        models.BPE(vocab=vocab, merges=merges, byte_fallback=True, unk_token="<unk>", fuse_unk=True)
+    )
+    backend.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    backend.decoder = decoders.Sequence(
+        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+    )
     backend.post_processor = processors.TemplateProcessing(
-        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", 1)])
-    backend.add_special_tokens([AddedToken("<unk>", normalized=False),
-                                AddedToken("<s>", normalized=False),
-                                AddedToken("</s>", normalized=False)])
+        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", 1)]
+    )
+    backend.add_special_tokens(
+        [
+            AddedToken("<unk>", normalized=False),
+            AddedToken("<s>", normalized=False),
+            AddedToken("</s>", normalized=False),
+        ]
+    )
     return backend
 
 
 def test_byte_fallback_tokenizer(tmp_path: Path) -> None:
-    directory = write_dir(tmp_path / "bf", byte_fallback_backend(),
-                          dict(BASE_CONFIG, unk_token="<unk>", add_bos_token=True))
+    directory = write_dir(
+        tmp_path / "bf", byte_fallback_backend(), dict(BASE_CONFIG, unk_token="<unk>", add_bos_token=True)
+    )
     ours = Tokenizer.from_dir(directory)
     texts = ["hello world", " hello", "日本語 😀 hello", "<s>hello</s> world"]
-    assert_matches_transformers(ours, hf_tokenizer(directory),
-                                texts + random_strings(80, seed=4))
+    assert_matches_transformers(ours, hf_tokenizer(directory), texts + random_strings(80, seed=4))
     assert ours.encode("hello")[0] == 1
     chunks = stream(ours.detokenizer(), ours.encode("日本語 😀 hello."))
     assert "".join(chunks) == "日本語 😀 hello." and not any(FFFD in c for c in chunks)
@@ -418,19 +492,42 @@ def test_byte_fallback_tokenizer(tmp_path: Path) -> None:
 
 
 def test_wordpiece_clean_up_spaces(tmp_path: Path) -> None:
-    words = ["[UNK]", "[CLS]", "[SEP]", "hello", "world", "don", "'", "t", "n", "s", ".", ",",
-             "?", "!", "##s", "##t", "##'", "a", "b"]
-    backend = Backend(models.WordPiece(vocab={w: i for i, w in enumerate(words)},
-                                       unk_token="[UNK]"))
+    words = [
+        "[UNK]",
+        "[CLS]",
+        "[SEP]",
+        "hello",
+        "world",
+        "don",
+        "'",
+        "t",
+        "n",
+        "s",
+        ".",
+        ",",
+        "?",
+        "!",
+        "##s",
+        "##t",
+        "##'",
+        "a",
+        "b",
+    ]
+    backend = Backend(models.WordPiece(vocab={w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
     backend.normalizer = normalizers.BertNormalizer(lowercase=True)
     backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     backend.decoder = decoders.WordPiece()
     backend.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
-        special_tokens=[("[CLS]", 1), ("[SEP]", 2)])
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", 1), ("[SEP]", 2)]
+    )
     backend.add_special_tokens(["[UNK]", "[CLS]", "[SEP]"])
-    config = {"tokenizer_class": "PreTrainedTokenizerFast", "unk_token": "[UNK]",
-              "cls_token": "[CLS]", "sep_token": "[SEP]", "clean_up_tokenization_spaces": True}
+    config = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "unk_token": "[UNK]",
+        "cls_token": "[CLS]",
+        "sep_token": "[SEP]",
+        "clean_up_tokenization_spaces": True,
+    }
     directory = write_dir(tmp_path / "wp", backend, config)
     ours, hf = Tokenizer.from_dir(directory), hf_tokenizer(directory)
     texts = ["hello , world .", "don't !", "a 's b", "hello world ?", "a ' b"]
@@ -473,8 +570,7 @@ def test_real_detokenizer_on_japanese_and_emoji(real_dirs, name: str) -> None:
             chunks = stream(ours.detokenizer(skip_special_tokens=skip), ids)
             assert not any(FFFD in c for c in chunks)
             assert "".join(chunks) == ours.decode(ids, skip_special_tokens=skip) == text
-    ids = ours.encode("<|im_start|>assistant\n" + LONG_TEXTS[0] + "<|im_end|>",
-                      add_special_tokens=False)
+    ids = ours.encode("<|im_start|>assistant\n" + LONG_TEXTS[0] + "<|im_end|>", add_special_tokens=False)
     assert "".join(stream(ours.detokenizer(), ids)) == "assistant\n" + LONG_TEXTS[0]
 
 
@@ -482,10 +578,12 @@ def test_real_detokenizer_on_japanese_and_emoji(real_dirs, name: str) -> None:
 def test_real_special_tokens(real_dirs) -> None:
     qwen = Tokenizer.from_dir(real_dirs[QWEN])
     assert (qwen.bos_token, qwen.eos_token, qwen.pad_token) == (
-        "<|endoftext|>", "<|im_end|>", "<|endoftext|>")
+        "<|endoftext|>",
+        "<|im_end|>",
+        "<|endoftext|>",
+    )
     assert qwen.eos_token_ids == [151645]
     assert qwen.encode("<|im_start|>user") == [151644, 872]
     smollm = Tokenizer.from_dir(real_dirs[SMOLLM])
     assert smollm.eos_token_ids == [2] and smollm.bos_token_id == 1
-    assert smollm.encode("What is the capital of France?") == [
-        1780, 314, 260, 3575, 282, 4649, 47]
+    assert smollm.encode("What is the capital of France?") == [1780, 314, 260, 3575, 282, 4649, 47]

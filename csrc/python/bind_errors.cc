@@ -16,8 +16,12 @@ void register_errors(py::module_& m) {
   unsupported.doc() = "The model's architecture or kind is not supported.";
   static py::exception<EngineError> engine(m, "EngineError", base.ptr());
   engine.doc() = "An engine or vendor call failed; .function and .code tell which and how.";
+  // Typed defaults for the attributes every raised instance sets (the stubs show them).
+  engine.attr("function") = "";
+  engine.attr("code") = 0;
   static py::exception<BusyError> busy(m, "BusyError", base.ptr());
-  busy.doc() = "A call on a model while another thread runs one on it (axllm.LLM serializes its calls).";
+  busy.doc() =
+      "A call on a model while another thread runs one on it (axllm.LLM serializes its calls).";
   static py::exception<ClosedError> closed(m, "ClosedError", base.ptr());
   closed.doc() = "A model or session was used after close(); the message names its path.";
 

@@ -35,8 +35,8 @@ HostTensor host_tensor(const std::string& name, const py::array& a, bool writabl
   }
   const auto dtype = numpy_dtype(a);
   if (!dtype) {
-    throw TypeMismatch("tensor '" + name + "': numpy dtype " +
-                       std::string(py::str(a.dtype())) + " is not an engine tensor dtype");
+    throw TypeMismatch("tensor '" + name + "': numpy dtype " + std::string(py::str(a.dtype())) +
+                       " is not an engine tensor dtype");
   }
   HostTensor t;
   t.name = name;
@@ -58,7 +58,8 @@ py::list spec_list(const std::vector<TensorSpec>& specs) {
 }  // namespace
 
 void register_inference_session(py::module_& m) {
-  py::class_<InferenceSession>(m, "InferenceSession", "One engine model with a buffer per tensor per shape group.")
+  py::class_<InferenceSession>(m, "InferenceSession",
+                               "One engine model with a buffer per tensor per shape group.")
       .def(py::init([](const std::string& path, const std::string& backend) {
              py::gil_scoped_release release;
              return std::make_unique<InferenceSession>(select_backend(backend, path), path, 0);
@@ -67,8 +68,9 @@ void register_inference_session(py::module_& m) {
       .def("close", &InferenceSession::close, py::call_guard<py::gil_scoped_release>(),
            "Free the engine model and every buffer now; later calls raise ClosedError.")
       .def_property_readonly("closed", &InferenceSession::closed)
-      .def_property_readonly("num_groups",
-                             py::cpp_function(&InferenceSession::num_groups, py::call_guard<py::gil_scoped_release>()))
+      .def_property_readonly(
+          "num_groups",
+          py::cpp_function(&InferenceSession::num_groups, py::call_guard<py::gil_scoped_release>()))
       .def_property_readonly("path", &InferenceSession::path)
       .def(
           "group_io",
@@ -84,7 +86,8 @@ void register_inference_session(py::module_& m) {
           "([(name, shape, dtype, bytes)] inputs, [...] outputs) of a shape group.")
       .def(
           "run",
-          [](InferenceSession& s, int g, const std::vector<std::pair<std::string, py::array>>& feeds,
+          [](InferenceSession& s, int g,
+             const std::vector<std::pair<std::string, py::array>>& feeds,
              const std::vector<std::pair<std::string, py::array>>& outputs) {
             std::vector<HostTensor> ins;
             std::vector<HostTensor> outs;
@@ -94,7 +97,8 @@ void register_inference_session(py::module_& m) {
             s.run(g, ins, outs);
           },
           py::arg("shape_group"), py::arg("feeds"), py::arg("outputs"),
-          "Copy feeds in, run the group with the GIL released, copy outputs into the given arrays.");
+          "Copy feeds in, run the group with the GIL released, copy outputs into the given "
+          "arrays.");
 }
 
 }  // namespace axllm::python

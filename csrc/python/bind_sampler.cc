@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -69,9 +69,18 @@ py::dict sampling_params_dict(const SamplingParams& p) {
 }
 
 SamplingParams sampling_params_from(const py::dict& d) {
-  static const char* kKnown[] = {"mode", "temperature", "top_k", "top_p", "min_p",
-                                 "repetition_penalty", "presence_penalty", "frequency_penalty",
-                                 "seed", "enable_top_p", "enable_top_k", "penalty_window"};
+  static const char* kKnown[] = {"mode",
+                                 "temperature",
+                                 "top_k",
+                                 "top_p",
+                                 "min_p",
+                                 "repetition_penalty",
+                                 "presence_penalty",
+                                 "frequency_penalty",
+                                 "seed",
+                                 "enable_top_p",
+                                 "enable_top_k",
+                                 "penalty_window"};
   for (auto item : d) {
     const std::string key = py::str(item.first);
     if (std::find(std::begin(kKnown), std::end(kKnown), key) == std::end(kKnown)) {
@@ -113,12 +122,14 @@ void register_sampler(py::module_& m) {
              return std::make_unique<Sampler>(sampling_params_from(params));
            }),
            "Sampler(*, mode='hf', temperature=1.0, top_k=0, top_p=1.0, min_p=0.0,\n"
-           "        repetition_penalty=1.0, presence_penalty=0.0, frequency_penalty=0.0, seed=None,\n"
+           "        repetition_penalty=1.0, presence_penalty=0.0, frequency_penalty=0.0, "
+           "seed=None,\n"
            "        enable_top_p=False, enable_top_k=False, penalty_window=20)\n"
            "Keyword arguments only; an omitted or None one keeps its default. Raises ValueError\n"
            "naming a bad value, TypeError naming an unknown parameter or one of the wrong type.")
-      .def_property_readonly("params", [](const Sampler& s) { return sampling_params_dict(s.params()); },
-                             "The parameters as a dict (seed None when unseeded).")
+      .def_property_readonly(
+          "params", [](const Sampler& s) { return sampling_params_dict(s.params()); },
+          "The parameters as a dict (seed None when unseeded).")
       .def(
           "sample",
           [](Sampler& s, const py::object& logits, const std::vector<int32_t>& prompt,
@@ -134,7 +145,8 @@ void register_sampler(py::module_& m) {
           [](Sampler& s, const py::object& logits, const std::vector<int32_t>& prompt,
              const std::vector<int32_t>& generated) {
             py::array_t<float> holder;
-            const std::vector<float> p = s.probabilities(logits_view(logits, holder), prompt, generated);
+            const std::vector<float> p =
+                s.probabilities(logits_view(logits, holder), prompt, generated);
             py::array_t<float> out(static_cast<py::ssize_t>(p.size()));
             std::copy(p.begin(), p.end(), out.mutable_data());
             return out;

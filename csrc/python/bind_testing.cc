@@ -11,7 +11,8 @@ namespace axllm::python {
 
 void register_testing(py::module_& m) {
   py::module_ t = m.def_submodule(
-      "_testing", "Knobs and probes of the host engine (the CPU host engine) for tests and benchmarks.");
+      "_testing",
+      "Knobs and probes of the host engine (the CPU host engine) for tests and benchmarks.");
   t.def("host_kernel", &host_engine::kernel_name,
         "The host engine's kernel family in use: avx512, avx2 or generic.");
   t.def("set_host_kernel", &host_engine::set_kernel, py::arg("name"),

@@ -2,7 +2,6 @@
 // Registration functions of the axllm._core module, one per binding file.
 #include <pybind11/pybind11.h>
 
-#include "axllm/generation_config.h"
 #include "axllm/sampler.h"
 
 namespace axllm::python {
@@ -21,10 +20,5 @@ void register_testing(pybind11::module_& m);
 SamplingParams sampling_params_from(const pybind11::dict& d);
 // The dict sampling_params_from reads (seed None when unseeded).
 pybind11::dict sampling_params_dict(const SamplingParams& p);
-
-// `config` (an axllm.GenerationConfig, or None for the defaults) with `options` (field name ->
-// value) applied and validated. TypeError for an unknown name or a wrong type, ValueError for a
-// value out of range.
-GenerationConfig generation_config_from(const pybind11::handle& config, const pybind11::dict& options);
 
 }  // namespace axllm::python

@@ -39,7 +39,8 @@ inline std::string utf8(pybind11::handle v, const char* name) {
   const char* data = PyUnicode_AsUTF8AndSize(v.ptr(), &size);
   if (data == nullptr) {
     PyErr_Clear();
-    throw std::invalid_argument(std::string(name) + " is not valid Unicode (it holds a lone surrogate)");
+    throw std::invalid_argument(std::string(name) +
+                                " is not valid Unicode (it holds a lone surrogate)");
   }
   return std::string(data, static_cast<size_t>(size));
 }
@@ -56,8 +57,10 @@ T strict_cast(pybind11::handle v, const char* name) {
     const py::object index = detail::as_index(v, name);
     int overflow = 0;
     const long long n = PyLong_AsLongLongAndOverflow(index.ptr(), &overflow);
-    if (overflow != 0 || n < std::numeric_limits<int32_t>::min() || n > std::numeric_limits<int32_t>::max()) {
-      throw std::invalid_argument(std::string(name) + " must fit in int32, got " + std::string(py::repr(v)));
+    if (overflow != 0 || n < std::numeric_limits<int32_t>::min() ||
+        n > std::numeric_limits<int32_t>::max()) {
+      throw std::invalid_argument(std::string(name) + " must fit in int32, got " +
+                                  std::string(py::repr(v)));
     }
     return static_cast<int32_t>(n);
   } else if constexpr (std::is_same_v<T, int64_t>) {
@@ -65,7 +68,8 @@ T strict_cast(pybind11::handle v, const char* name) {
     int overflow = 0;
     const long long n = PyLong_AsLongLongAndOverflow(index.ptr(), &overflow);
     if (overflow != 0) {
-      throw std::invalid_argument(std::string(name) + " must fit in int64, got " + std::string(py::repr(v)));
+      throw std::invalid_argument(std::string(name) + " must fit in int64, got " +
+                                  std::string(py::repr(v)));
     }
     return static_cast<int64_t>(n);
   } else if constexpr (std::is_same_v<T, uint64_t>) {
@@ -73,25 +77,29 @@ T strict_cast(pybind11::handle v, const char* name) {
     const unsigned long long n = PyLong_AsUnsignedLongLong(index.ptr());
     if (PyErr_Occurred()) {
       PyErr_Clear();
-      throw std::invalid_argument(std::string(name) + " must be in [0, 2**64), got " + std::string(py::repr(v)));
+      throw std::invalid_argument(std::string(name) + " must be in [0, 2**64), got " +
+                                  std::string(py::repr(v)));
     }
     return static_cast<uint64_t>(n);
   } else if constexpr (std::is_same_v<T, float>) {
     py::detail::make_caster<float> number;
-    if (PyBool_Check(v.ptr()) || !number.load(v, /*convert=*/true)) throw detail::wrong_type(name, "a number", v);
+    if (PyBool_Check(v.ptr()) || !number.load(v, /*convert=*/true))
+      throw detail::wrong_type(name, "a number", v);
     return py::detail::cast_op<float>(number);
   } else if constexpr (std::is_same_v<T, std::string>) {
     if (!PyUnicode_Check(v.ptr())) throw detail::wrong_type(name, "a str", v);
     return detail::utf8(v, name);
   } else {
-    static_assert(std::is_same_v<T, std::vector<std::string>>, "no strict conversion for this type");
+    static_assert(std::is_same_v<T, std::vector<std::string>>,
+                  "no strict conversion for this type");
     if (PyUnicode_Check(v.ptr())) return {detail::utf8(v, name)};
     if (!PySequence_Check(v.ptr()) || PyBytes_Check(v.ptr())) {
       throw detail::wrong_type(name, "a str or a sequence of str", v);
     }
     std::vector<std::string> out;
     for (py::handle item : py::reinterpret_borrow<py::sequence>(v)) {
-      if (!PyUnicode_Check(item.ptr())) throw detail::wrong_type(name, "a str or a sequence of str", v);
+      if (!PyUnicode_Check(item.ptr()))
+        throw detail::wrong_type(name, "a str or a sequence of str", v);
       out.push_back(detail::utf8(item, name));
     }
     return out;

@@ -10,15 +10,12 @@ namespace axllm {
 size_t dtype_size(DType dtype) {
   switch (dtype) {
     case DType::kBF16:
-    case DType::kFP16:
-      return 2;
+    case DType::kFP16: return 2;
     case DType::kFP32:
     case DType::kUInt32:
-    case DType::kInt32:
-      return 4;
+    case DType::kInt32: return 4;
     case DType::kUInt8:
-    case DType::kInt8:
-      return 1;
+    case DType::kInt8: return 1;
   }
   return 0;
 }
@@ -99,9 +96,7 @@ void to_float(DType dtype, const void* src, float* dst, size_t n) {
       for (size_t i = 0; i < n; ++i) dst[i] = fp16_to_float(s[i]);
       return;
     }
-    case DType::kFP32:
-      std::memcpy(dst, src, n * sizeof(float));
-      return;
+    case DType::kFP32: std::memcpy(dst, src, n * sizeof(float)); return;
     default:
       throw std::invalid_argument(std::string("to_float: not a floating dtype: ") +
                                   dtype_name(dtype));
@@ -120,9 +115,7 @@ void from_float(DType dtype, const float* src, void* dst, size_t n) {
       for (size_t i = 0; i < n; ++i) d[i] = float_to_fp16(src[i]);
       return;
     }
-    case DType::kFP32:
-      std::memcpy(dst, src, n * sizeof(float));
-      return;
+    case DType::kFP32: std::memcpy(dst, src, n * sizeof(float)); return;
     default:
       throw std::invalid_argument(std::string("from_float: not a floating dtype: ") +
                                   dtype_name(dtype));

@@ -6,7 +6,8 @@
 
 namespace axllm {
 
-InferenceSession::InferenceSession(std::shared_ptr<Backend> backend, const std::string& path, int placement)
+InferenceSession::InferenceSession(std::shared_ptr<Backend> backend, const std::string& path,
+                                   int placement)
     : backend_(std::move(backend)), path_(path), model_(backend_->load_model(path, placement)) {
   buffers_.resize(model_->groups().size());
   bound_.assign(model_->groups().size(), false);
@@ -51,7 +52,8 @@ void InferenceSession::check_inputs(int shape_group, const std::vector<HostTenso
   check_inputs_locked(shape_group, inputs);
 }
 
-void InferenceSession::check_inputs_locked(int shape_group, const std::vector<HostTensor>& inputs) const {
+void InferenceSession::check_inputs_locked(int shape_group,
+                                           const std::vector<HostTensor>& inputs) const {
   const GroupSpec& spec = group_locked(shape_group);
   std::set<int> seen;
   for (const HostTensor& t : inputs) {
@@ -59,18 +61,18 @@ void InferenceSession::check_inputs_locked(int shape_group, const std::vector<Ho
     if (i < 0) {
       std::string names;
       for (const auto& s : spec.inputs) names += (names.empty() ? "" : ", ") + s.name;
-      throw std::invalid_argument("input_feed has '" + t.name + "', which is not an input of "
-                                  "shape_group " + std::to_string(shape_group) + " (inputs: " +
-                                  names + ")");
+      throw std::invalid_argument("input_feed has '" + t.name +
+                                  "', which is not an input of "
+                                  "shape_group " +
+                                  std::to_string(shape_group) + " (inputs: " + names + ")");
     }
     if (!seen.insert(i).second) {
       throw std::invalid_argument("input '" + t.name + "' is fed twice");
     }
     const TensorSpec& ts = spec.inputs[i];
     if (t.dtype != ts.dtype) {
-      throw TypeMismatch("input '" + ts.name + "' of shape_group " +
-                         std::to_string(shape_group) + " must be " + dtype_name(ts.dtype) +
-                         ", got " + dtype_name(t.dtype));
+      throw TypeMismatch("input '" + ts.name + "' of shape_group " + std::to_string(shape_group) +
+                         " must be " + dtype_name(ts.dtype) + ", got " + dtype_name(t.dtype));
     }
     if (t.shape != ts.shape) {
       throw std::invalid_argument("input '" + ts.name + "' of shape_group " +
@@ -123,7 +125,7 @@ void InferenceSession::ensure_bound(int shape_group) {
 }
 
 void InferenceSession::run(int shape_group, const std::vector<HostTensor>& inputs,
-                  const std::vector<HostTensor>& outputs) {
+                           const std::vector<HostTensor>& outputs) {
   std::lock_guard<std::mutex> lock(mutex_);
   check_inputs_locked(shape_group, inputs);
   const GroupSpec& spec = group_locked(shape_group);

@@ -17,8 +17,8 @@ from axllm.errors import (
     UnsupportedModelError,
 )
 from axllm.generation import Chunk, Completion, ContextUsage, GenerationConfig, GenerationOptions, Metrics
-from axllm.kv_snapshot import KvSnapshot
 from axllm.inference_session import InferenceSession, NodeArg
+from axllm.kv_snapshot import KvSnapshot
 
 if TYPE_CHECKING:
     from axllm.llm import LLM

@@ -14,7 +14,8 @@ Contract:
 * When the consumer stops early (``break``, ``aclose()``, task cancellation), the worker stops
   before its next step (a step under way finishes first) and closes the generator, which cancels
   the generation. Closing the async iterator waits for that and joins the worker, so once it has
-  closed, the generation is over and the thread is gone. A ``break`` out of ``async for`` closes the iterator when asyncio finalizes it, soon
+  closed, the generation is over and the thread is gone. A ``break`` out of ``async for`` closes the
+  iterator when asyncio finalizes it, soon
   after; ``contextlib.aclosing`` closes it at once.
 * Workers are not daemon threads: an interpreter exiting with a stream still open waits for that
   stream's generation to end.
@@ -39,6 +40,7 @@ class Streaming(Protocol):
 
     def chat(self, *args: Any, **kwargs: Any) -> Any: ...
 
+
 __all__ = ["achat", "agenerate", "astream"]
 
 _METHODS = ("generate", "chat")
@@ -52,8 +54,12 @@ async def astream(llm: Streaming, method: str, *args: Any, **kwargs: Any) -> Asy
     if "stream" in kwargs:
         raise TypeError("astream always streams; do not pass stream=")
     bridge: StreamBridge[Chunk] = StreamBridge()
-    worker = threading.Thread(target=bridge.produce, args=(getattr(llm, method), *args),
-                              kwargs={"stream": True, **kwargs}, name=f"axllm-astream-{method}")
+    worker = threading.Thread(
+        target=bridge.produce,
+        args=(getattr(llm, method), *args),
+        kwargs={"stream": True, **kwargs},
+        name=f"axllm-astream-{method}",
+    )
     worker.start()
     try:
         while (chunk := await bridge.next()) is not END:
@@ -68,9 +74,11 @@ async def agenerate(llm: Streaming, *args: Any, **kwargs: Any) -> Completion:
     return await _collect(astream(llm, "generate", *args, **kwargs))
 
 
-async def achat(llm: Streaming, messages: Sequence[Mapping[str, Any]], **kwargs: Any) -> Completion:
-    """``llm.chat(messages, **kwargs)`` awaited; the work runs on a worker thread."""
-    return await _collect(astream(llm, "chat", messages, **kwargs))
+async def achat(
+    llm: Streaming, messages: Sequence[Mapping[str, Any]], *args: Any, **kwargs: Any
+) -> Completion:
+    """``llm.chat(messages, *args, **kwargs)`` awaited; the work runs on a worker thread."""
+    return await _collect(astream(llm, "chat", messages, *args, **kwargs))
 
 
 async def _collect(chunks: AsyncGenerator[Chunk, None]) -> Completion:

@@ -41,6 +41,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional, TextIO
 
+from typing_extensions import TypeGuard
+
 from axllm.errors import AxllmError, ContextOverflowError
 from axllm.generation import GenerationConfig
 
@@ -66,8 +68,9 @@ def parse_option(name: str, text: str) -> Any:
         if kind == "float":
             return float(text)
     except ValueError:
-        raise ValueError(f"{name} must be {'an integer' if kind == 'int' else 'a number'}, "
-                         f"got {text!r}") from None
+        raise ValueError(
+            f"{name} must be {'an integer' if kind == 'int' else 'a number'}, got {text!r}"
+        ) from None
     if kind == "list[str]":
         return [text.encode("latin-1", "backslashreplace").decode("unicode_escape")]
     return text
@@ -89,8 +92,9 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     """The command line: MODEL or ``--demo``, ``--backend``, ``--system`` and every field of
     ``GenerationConfig`` as ``--field-name`` (checked as ``/set`` checks it; ``--stop`` may be
     given several times)."""
-    p = argparse.ArgumentParser(prog="python -m axllm.chat", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m axllm.chat", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("model", nargs="?", help="model directory (a pulsar2 build or a model package)")
     p.add_argument("--demo", action="store_true", help="chat with the demo model from PyPI")
     p.add_argument("--backend", default="auto")
@@ -100,8 +104,12 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
         if GenerationConfig.fields[name] == "list[str]":
             p.add_argument(flag, type=_cli_type(name), metavar=name.upper(), action="append")
         else:
-            p.add_argument(flag, type=_cli_type(name), metavar=name.upper(),
-                           default=DEFAULT_MAX_NEW_TOKENS if name == "max_new_tokens" else None)
+            p.add_argument(
+                flag,
+                type=_cli_type(name),
+                metavar=name.upper(),
+                default=DEFAULT_MAX_NEW_TOKENS if name == "max_new_tokens" else None,
+            )
     args = p.parse_args(argv)
     if bool(args.model) == bool(args.demo):
         p.error("give a MODEL directory or --demo")
@@ -232,16 +240,27 @@ class Repl:
     ``messages`` holds the system prompt (if any) and the completed turns; a reply that is
     cancelled or fails leaves it unchanged. ``config`` holds the generation options every reply
     uses (``/set`` changes them; unset sampling fields mean the model's defaults); ``initial`` is
-    the configuration it started with (``max_new_tokens=default`` goes back to its length). ``last`` is the final chunk (finish reason and metrics) of
-    the last reply, completed or cancelled.
+    the configuration it started with (``max_new_tokens=default`` goes back to its length).
+    ``last`` is the final chunk (finish reason and metrics) of the last reply, completed or
+    cancelled.
     """
 
-    def __init__(self, llm: Any, *, system: Optional[str] = None, config: Optional[GenerationConfig] = None,
-                 out: TextIO = sys.stdout, err: TextIO = sys.stderr, history: Optional[History] = None):
+    def __init__(
+        self,
+        llm: Any,
+        *,
+        system: Optional[str] = None,
+        config: Optional[GenerationConfig] = None,
+        out: TextIO = sys.stdout,
+        err: TextIO = sys.stderr,
+        history: Optional[History] = None,
+    ):
         self.llm = llm
         self.system = system
         self.messages: list[dict[str, str]] = self._base()
-        self.initial = config if config is not None else GenerationConfig(max_new_tokens=DEFAULT_MAX_NEW_TOKENS)
+        self.initial = (
+            config if config is not None else GenerationConfig(max_new_tokens=DEFAULT_MAX_NEW_TOKENS)
+        )
         self.config = self.initial
         self.out = out
         self.err = err
@@ -297,7 +316,7 @@ class Repl:
         KeyboardInterrupt as ``input()`` does (a partial input is discarded)."""
         line = input(PROMPT)
         if line.strip() == BLOCK_FENCE:
-            lines = []
+            lines: list[str] = []
             while True:
                 line = input(CONTINUATION)
                 if line.strip() == BLOCK_FENCE:
@@ -340,8 +359,7 @@ class Repl:
         name, *rest = text.split(None, 1)
         entry = self.commands.get(name)
         if entry is None:
-            self.error(f"unknown command {name} (/help lists the commands; // starts a message "
-                       "with a slash)")
+            self.error(f"unknown command {name} (/help lists the commands; // starts a message with a slash)")
             return True
         return entry[0](rest[0].strip() if rest else "") is not False
 
@@ -361,8 +379,11 @@ class Repl:
             interrupted = True
             self.llm.stop()
 
-        previous = (signal.signal(signal.SIGINT, on_sigint)
-                    if threading.current_thread() is threading.main_thread() else None)
+        previous = (
+            signal.signal(signal.SIGINT, on_sigint)
+            if threading.current_thread() is threading.main_thread()
+            else None
+        )
         try:
             for chunk in stream:
                 if progress is not None:
@@ -396,8 +417,12 @@ class Repl:
         """``[TTFT .. ms, prefill .. tok/s, decode .. tok/s, N tokens, cached C]`` (cached when
         the build reports it, the finish reason unless the model stopped by itself)."""
         m = last.metrics
-        items = [f"TTFT {m.ttft_ms:.0f} ms", f"prefill {m.prefill_tokens_per_s:.0f} tok/s",
-                 f"decode {m.decode_tokens_per_s:.1f} tok/s", f"{m.generated_tokens} tokens"]
+        items = [
+            f"TTFT {m.ttft_ms:.0f} ms",
+            f"prefill {m.prefill_tokens_per_s:.0f} tok/s",
+            f"decode {m.decode_tokens_per_s:.1f} tok/s",
+            f"{m.generated_tokens} tokens",
+        ]
         cached = getattr(m, "cached_tokens", None)
         if cached is not None:
             items.append(f"cached {cached}")
@@ -440,13 +465,27 @@ class Repl:
                 updates[key] = parse_option(key, value)
         self.config = self.config.replace(**updates)
         shown = {key: getattr(self.config, key) for key in updates}
-        self.note(", ".join(f"{key} = {'default' if value is None else repr(value)}" for key, value in shown.items()))
+        self.note(
+            ", ".join(
+                f"{key} = {'default' if value is None else repr(value)}" for key, value in shown.items()
+            )
+        )
 
     def show_settings(self) -> None:
         settings = self.config.to_dict()
         lines = [f"{k} = {v!r}" for k, v in settings.items() if v is not None]
-        if any(settings[k] is not None for k in ("temperature", "top_k", "top_p", "min_p", "repetition_penalty",
-                                                  "presence_penalty", "frequency_penalty")):
+        if any(
+            settings[k] is not None
+            for k in (
+                "temperature",
+                "top_k",
+                "top_p",
+                "min_p",
+                "repetition_penalty",
+                "presence_penalty",
+                "frequency_penalty",
+            )
+        ):
             lines.append("(transformers' semantics: unset sampling options take their neutral values)")
         else:
             defaults = ", ".join(f"{k}={v}" for k, v in self.llm.default_sampling.items())
@@ -454,20 +493,25 @@ class Repl:
         self.out.write("\n".join(lines) + "\n")
 
     def cmd_stats(self, arg: str) -> None:
-        lines = []
+        lines: list[str] = []
         if self.last is None:
             lines.append("last reply: none yet")
         else:
             m = self.last.metrics
-            lines.append(f"last reply: TTFT {m.ttft_ms:.1f} ms, {m.generated_tokens} tokens, "
-                         f"finish: {self.last.finish_reason}")
-            lines.append(f"prefill: {m.prompt_tokens} prompt tokens in {m.prefill_ms:.1f} ms, "
-                         f"{m.prefill_tokens_per_s:.1f} tok/s")
+            lines.append(
+                f"last reply: TTFT {m.ttft_ms:.1f} ms, {m.generated_tokens} tokens, "
+                f"finish: {self.last.finish_reason}"
+            )
+            lines.append(
+                f"prefill: {m.prompt_tokens} prompt tokens in {m.prefill_ms:.1f} ms, "
+                f"{m.prefill_tokens_per_s:.1f} tok/s"
+            )
             lines.append(f"decode: {m.decode_ms:.1f} ms, {m.decode_tokens_per_s:.1f} tok/s")
             lines.append(f"prompt tokens: {m.cached_tokens} cached, {m.prefilled_tokens} prefilled")
         usage = self.llm.context_usage
-        lines.append(f"context: {usage.used}/{usage.capacity} tokens "
-                     f"({100 * usage.used // max(usage.capacity, 1)}%)")
+        lines.append(
+            f"context: {usage.used}/{usage.capacity} tokens ({100 * usage.used // max(usage.capacity, 1)}%)"
+        )
         self.out.write("\n".join(lines) + "\n")
 
     def cmd_save(self, arg: str) -> None:
@@ -487,8 +531,9 @@ class Repl:
         messages = extra.get("messages") if isinstance(extra, dict) else None
         if not _valid_messages(messages):
             self.restart()
-            raise ValueError(f"{path} holds no conversation (not saved by /save?); "
-                             "started a new conversation")
+            raise ValueError(
+                f"{path} holds no conversation (not saved by /save?); started a new conversation"
+            )
         self.messages = [{"role": m["role"], "content": m["content"]} for m in messages]
         first = self.messages[0] if self.messages else None
         self.system = first["content"] if first is not None and first["role"] == "system" else None
@@ -507,8 +552,10 @@ class Repl:
             f"  options: {', '.join(OPTIONS)}; KEY= or KEY=default restores a default",
             '  a line ending in \\ continues; """ on a line of its own starts and ends a block',
             "  // at the start sends a message that begins with a slash",
-            ("  Ctrl-C cancels a reply (the message and its partial reply are dropped from the "
-             "conversation) or clears the line; Ctrl-D quits"),
+            (
+                "  Ctrl-C cancels a reply (the message and its partial reply are dropped from the "
+                "conversation) or clears the line; Ctrl-D quits"
+            ),
         ]
         self.out.write("\n".join(lines) + "\n")
 
@@ -516,10 +563,11 @@ class Repl:
         return False
 
 
-def _valid_messages(messages: Any) -> bool:
+def _valid_messages(messages: Any) -> TypeGuard[list[dict[str, str]]]:
     return isinstance(messages, list) and all(
         isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
-        for m in messages)
+        for m in messages
+    )
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -544,8 +592,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"error: {one_line(e)}", file=sys.stderr)
         return 1
     history = History(history_path(), sys.stderr) if interactive else None
-    print(f"{llm!r}\nType a message; /help lists the commands. Ctrl-C cancels a reply, "
-          "Ctrl-D or /exit quits.", file=sys.stderr)
+    print(
+        f"{llm!r}\nType a message; /help lists the commands. Ctrl-C cancels a reply, Ctrl-D or /exit quits.",
+        file=sys.stderr,
+    )
     repl = Repl(llm, system=args.system, config=config_from_args(args), history=history)
     return repl.run()
 

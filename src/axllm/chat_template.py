@@ -74,10 +74,16 @@ def _raise_exception(message: Any) -> None:
     raise _RaisedByTemplate(str(message))
 
 
-def _tojson(value: Any, ensure_ascii: bool = False, indent: int | str | None = None,
-            separators: tuple[str, str] | None = None, sort_keys: bool = False) -> str:
-    return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, separators=separators,
-                      sort_keys=sort_keys)
+def _tojson(
+    value: Any,
+    ensure_ascii: bool = False,
+    indent: int | str | None = None,
+    separators: tuple[str, str] | None = None,
+    sort_keys: bool = False,
+) -> str:
+    return json.dumps(
+        value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys
+    )
 
 
 def _strftime_now(fmt: str) -> str:
@@ -87,7 +93,8 @@ def _strftime_now(fmt: str) -> str:
 def _check_attribute_name(name: Any) -> None:
     if isinstance(name, str) and name.startswith("_"):
         raise jinja2.exceptions.SecurityError(
-            f"a namespace attribute may not start with an underscore: {name!r}")
+            f"a namespace attribute may not start with an underscore: {name!r}"
+        )
 
 
 class _Namespace(jinja2.utils.Namespace):
@@ -119,7 +126,7 @@ class _GenerationBlock(jinja2.ext.Extension):
     """``{% generation %}...{% endgeneration %}``: transformers marks assistant text with it for
     its assistant-token masks; here the block renders its body unchanged."""
 
-    tags = frozenset({"generation"})
+    tags = {"generation"}
 
     def parse(self, parser: jinja2.parser.Parser) -> jinja2.nodes.Node:
         lineno = next(parser.stream).lineno
@@ -132,8 +139,8 @@ class _GenerationBlock(jinja2.ext.Extension):
 
 def _environment() -> jinja2.sandbox.ImmutableSandboxedEnvironment:
     env = jinja2.sandbox.ImmutableSandboxedEnvironment(
-        trim_blocks=True, lstrip_blocks=True,
-        extensions=[_GenerationBlock, jinja2.ext.loopcontrols])
+        trim_blocks=True, lstrip_blocks=True, extensions=[_GenerationBlock, jinja2.ext.loopcontrols]
+    )
     env.filters["tojson"] = _tojson
     env.globals["raise_exception"] = _raise_exception
     env.globals["strftime_now"] = _strftime_now
@@ -172,8 +179,7 @@ def _plain(value: Any) -> Any:
 
 def _prepare_messages(messages: Sequence[Mapping]) -> list[dict]:
     if isinstance(messages, (str, bytes, Mapping)) or not isinstance(messages, Sequence):
-        raise ValueError(
-            f"messages must be a list of mappings, not {type(messages).__name__}")
+        raise ValueError(f"messages must be a list of mappings, not {type(messages).__name__}")
     if not messages:
         raise ValueError("messages is empty: a chat needs at least one message")
     prepared = []
@@ -186,8 +192,8 @@ def _prepare_messages(messages: Sequence[Mapping]) -> list[dict]:
         content = message.get("content")
         if content is not None and not isinstance(content, (str, list, tuple)):
             raise ValueError(
-                f"messages[{i}]['content'] must be a string, a list or None, "
-                f"not {type(content).__name__}")
+                f"messages[{i}]['content'] must be a string, a list or None, not {type(content).__name__}"
+            )
         plain = _plain({k: v for k, v in message.items() if v is not None})
         reasoning = next((plain[k] for k in _REASONING_KEYS if plain.get(k) is not None), None)
         if reasoning is not None:
@@ -204,8 +210,8 @@ def _prepare_list(value: Any, name: str) -> list | None:
     for i, item in enumerate(value):
         if not isinstance(item, Mapping):
             raise ValueError(
-                f"{name}[{i}] must be a mapping (a JSON schema for tools), "
-                f"not {type(item).__name__}")
+                f"{name}[{i}] must be a mapping (a JSON schema for tools), not {type(item).__name__}"
+            )
     return _plain(list(value))
 
 
@@ -277,13 +283,22 @@ class ChatTemplate:
                 return cls(_select(entry, json_file), str(json_file))
         logger.warning(
             "%s: no chat template (chat_template.jinja, tokenizer_config.json, chat_template.json);"
-            " using ChatML", directory)
+            " using ChatML",
+            directory,
+        )
         return cls(_CHATML, FALLBACK_ORIGIN)
 
-    def render(self, messages: Sequence[Mapping], *, add_generation_prompt: bool = True,
-               bos_token: str | None = None, eos_token: str | None = None,
-               tools: Sequence[Mapping] | None = None, documents: Sequence[Mapping] | None = None,
-               **kwargs: Any) -> str:
+    def render(
+        self,
+        messages: Sequence[Mapping],
+        *,
+        add_generation_prompt: bool = True,
+        bos_token: str | None = None,
+        eos_token: str | None = None,
+        tools: Sequence[Mapping] | None = None,
+        documents: Sequence[Mapping] | None = None,
+        **kwargs: Any,
+    ) -> str:
         """The prompt text for ``messages``.
 
         ``messages`` is a list of mappings, each with a string ``"role"`` and a ``"content"`` that
@@ -342,16 +357,19 @@ def _select(entry: Any, source: Path) -> str:
     if isinstance(entry, list):
         named = {}
         for item in entry:
-            if not (isinstance(item, dict) and isinstance(item.get("name"), str)
-                    and isinstance(item.get("template"), str)):
+            if not (
+                isinstance(item, dict)
+                and isinstance(item.get("name"), str)
+                and isinstance(item.get("template"), str)
+            ):
                 raise TemplateError(
                     f"{source}: chat_template list items must be "
-                    f'{{"name": str, "template": str}}, found {item!r}')
+                    f'{{"name": str, "template": str}}, found {item!r}'
+                )
             named[item["name"]] = item["template"]
         if "default" not in named:
-            raise TemplateError(
-                f"{source}: chat_template has no 'default' entry (names: {sorted(named)})")
+            raise TemplateError(f"{source}: chat_template has no 'default' entry (names: {sorted(named)})")
         return named["default"]
     raise TemplateError(
-        f"{source}: chat_template must be a string or a list of named templates, "
-        f"found {type(entry).__name__}")
+        f"{source}: chat_template must be a string or a list of named templates, found {type(entry).__name__}"
+    )

@@ -26,7 +26,12 @@ def demo_model_dir(quiet: bool = False) -> Path:
 
     def progress(msg: str) -> None:
         if not quiet:
-            print(f"\rbuilding the demo model for the host engine: {msg}   ", end="", file=sys.stderr, flush=True)
+            print(
+                f"\rbuilding the demo model for the host engine: {msg}   ",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
 
     tmp = out.with_name(out.name + ".partial")
     build(gguf, tmp, BUILD_OPTIONS, progress)

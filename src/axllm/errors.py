@@ -17,8 +17,17 @@ from axllm._core import (
     UnsupportedModelError,
 )
 
-__all__ = ["AxllmError", "BusyError", "ClosedError", "ContextOverflowError", "EngineError", "KvFileMismatchError",
-           "ModelLoadError", "TemplateError", "UnsupportedModelError"]
+__all__ = [
+    "AxllmError",
+    "BusyError",
+    "ClosedError",
+    "ContextOverflowError",
+    "EngineError",
+    "KvFileMismatchError",
+    "ModelLoadError",
+    "TemplateError",
+    "UnsupportedModelError",
+]
 
 
 class KvFileMismatchError(AxllmError):

@@ -4,15 +4,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Sequence, Union
+from typing import Optional, Union
 
 from typing_extensions import Literal, TypedDict
 
 from axllm._core import GenerationConfig
 
-__all__ = ["FINISH_REASONS", "Chunk", "Completion", "ContextUsage", "GenerationConfig", "GenerationOptions",
-           "Metrics"]
+__all__ = [
+    "FINISH_REASONS",
+    "Chunk",
+    "Completion",
+    "ContextUsage",
+    "GenerationConfig",
+    "GenerationOptions",
+    "Metrics",
+]
 
 
 class GenerationOptions(TypedDict, total=False):
@@ -60,7 +68,7 @@ class Metrics:
     decode_tokens_per_s: float = 0.0
 
     @classmethod
-    def from_core(cls, d: Mapping[str, float]) -> "Metrics":
+    def from_core(cls, d: Mapping[str, float]) -> Metrics:
         return cls(
             prompt_tokens=int(d["prompt_tokens"]),
             generated_tokens=int(d["generated_tokens"]),

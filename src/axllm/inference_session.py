@@ -9,8 +9,8 @@ engine runs.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import ml_dtypes
 import numpy as np
@@ -115,8 +115,7 @@ class InferenceSession:
             for n in names:
                 if n not in by_name:
                     raise ValueError(
-                        f"{n!r} is not an output of shape_group {shape_group} "
-                        f"(outputs: {', '.join(by_name)})"
+                        f"{n!r} is not an output of shape_group {shape_group} (outputs: {', '.join(by_name)})"
                     )
         feeds = []
         for name, value in input_feed.items():
@@ -155,12 +154,20 @@ def _select_backend(path: str, providers: str | Sequence[str] | None) -> str:
     """pyaxengine provider names map to axllm backends; None picks by the file (auto)."""
     if providers is None:
         return "auto"
-    names = [providers] if isinstance(providers, str) else [
-        p[0] if isinstance(p, tuple) else p for p in providers
-    ]
-    known = {"host": "host", "CPUExecutionProvider": "host", "AxllmHostProvider": "host",
-             "ax": "ax", "AxEngineExecutionProvider": "ax",
-             "axcl": "axcl", "AXCLRTExecutionProvider": "axcl"}
+    names = (
+        [providers]
+        if isinstance(providers, str)
+        else [p[0] if isinstance(p, tuple) else p for p in providers]
+    )
+    known = {
+        "host": "host",
+        "CPUExecutionProvider": "host",
+        "AxllmHostProvider": "host",
+        "ax": "ax",
+        "AxEngineExecutionProvider": "ax",
+        "axcl": "axcl",
+        "AXCLRTExecutionProvider": "axcl",
+    }
     for name in names:
         if name in known:
             return known[name]

@@ -50,8 +50,11 @@ def describe_model(path: Path, backend: str) -> str:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m axllm.inspect", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m axllm.inspect",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("model")
     p.add_argument("--backend", default="auto", help="auto, host, ax or axcl")
     args = p.parse_args(argv)

@@ -46,12 +46,16 @@ def model_fingerprint(files: dict) -> str:
 def identity(fingerprint: str, chat_template_sha256: str, geometry: dict[str, Any]) -> dict[str, Any]:
     """What a KV file must match to be loaded into a model: its files, chat template and KV
     geometry (``geometry`` as ``LLM.geometry`` gives it)."""
-    return {"model_fingerprint": fingerprint, "chat_template_sha256": chat_template_sha256,
-            "geometry": {k: geometry[k] for k in ("n_layers", "kv_dim", "kv_len", "io_dtype")}}
+    return {
+        "model_fingerprint": fingerprint,
+        "chat_template_sha256": chat_template_sha256,
+        "geometry": {k: geometry[k] for k in ("n_layers", "kv_dim", "kv_len", "io_dtype")},
+    }
 
 
-def write(path: str | os.PathLike, snapshot: KvSnapshot, ident: dict[str, Any],
-          extra: Optional[dict] = None) -> Path:
+def write(
+    path: str | os.PathLike, snapshot: KvSnapshot, ident: dict[str, Any], extra: Optional[dict] = None
+) -> Path:
     """Writes ``snapshot`` of the model ``ident`` names (atomically); returns the path."""
     header = {
         "format_version": FORMAT_VERSION,
@@ -85,8 +89,9 @@ def read_header(path: str | os.PathLike) -> tuple[dict[str, Any], int]:
                 raise ModelLoadError(f"{p}: not an axllm KV file")
             version, length = struct.unpack("<II", start[8:16])
             if version != FORMAT_VERSION:
-                raise KvFileMismatchError(f"{p}: KV file format version {version}, this axllm reads "
-                                          f"{FORMAT_VERSION}")
+                raise KvFileMismatchError(
+                    f"{p}: KV file format version {version}, this axllm reads {FORMAT_VERSION}"
+                )
             blob = f.read(length)
     except OSError as e:
         raise ModelLoadError(f"{p}: cannot read the KV file: {e}") from e
@@ -128,9 +133,11 @@ def read(path: str | os.PathLike, ident: dict[str, Any]) -> tuple[KvSnapshot, di
     n_layers = int(geometry["n_layers"])
     expected = offset + 2 * n_layers * layer_bytes
     if p.stat().st_size != expected:
-        raise ModelLoadError(f"{p}: {p.stat().st_size} bytes, expected {expected} for {len(tokens)} "
-                             f"tokens x {n_layers} layers")
-    k, v = [], []
+        raise ModelLoadError(
+            f"{p}: {p.stat().st_size} bytes, expected {expected} for {len(tokens)} tokens x {n_layers} layers"
+        )
+    k: list[bytes] = []
+    v: list[bytes] = []
     with open(p, "rb") as f:
         f.seek(offset)
         for _ in range(n_layers):
@@ -148,14 +155,20 @@ def write_axllm_kvcache(directory: str | os.PathLike, snapshot: KvSnapshot, syst
     for layer, (k, v) in enumerate(zip(snapshot.k, snapshot.v)):
         (d / f"k_cache_{layer}.bin").write_bytes(k)
         (d / f"v_cache_{layer}.bin").write_bytes(v)
-    (d / "config.json").write_text(json.dumps({"system_prompt": system_prompt,
-                                               "precompute_len": len(snapshot.tokens)},
-                                              ensure_ascii=False, indent=2) + "\n")
+    (d / "config.json").write_text(
+        json.dumps(
+            {"system_prompt": system_prompt, "precompute_len": len(snapshot.tokens)},
+            ensure_ascii=False,
+            indent=2,
+        )
+        + "\n"
+    )
     return d
 
 
-def read_axllm_kvcache(directory: str | os.PathLike, geometry: dict[str, Any],
-                       tokens_of: Callable[[str], list[int]]) -> tuple[KvSnapshot, str]:
+def read_axllm_kvcache(
+    directory: str | os.PathLike, geometry: dict[str, Any], tokens_of: Callable[[str], list[int]]
+) -> tuple[KvSnapshot, str]:
     """Reads ax-llm's kvcache directory as a snapshot whose tokens (all pinned) are
     ``tokens_of(system_prompt)``, the system prompt rendered by the model's chat template (they
     must number ``precompute_len``); returns it and the system prompt."""
@@ -171,9 +184,11 @@ def read_axllm_kvcache(directory: str | os.PathLike, geometry: dict[str, Any],
     if len(tokens) != n:
         raise KvFileMismatchError(
             f"{config_path}: precompute_len is {n} but this model's chat template makes "
-            f"{len(tokens)} tokens of the system prompt")
+            f"{len(tokens)} tokens of the system prompt"
+        )
     size = row_bytes(geometry)
-    k, v = [], []
+    k: list[bytes] = []
+    v: list[bytes] = []
     for layer in range(int(geometry["n_layers"])):
         for kind, out in (("k", k), ("v", v)):
             f = d / f"{kind}_cache_{layer}.bin"

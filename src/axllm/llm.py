@@ -8,8 +8,9 @@ which threads sharing the model take turns (``axllm.model_lock``).
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Iterator, Mapping, Optional, Sequence, Union, overload
+from typing import Any, Callable, Optional, Union, overload
 
 from typing_extensions import Literal, Unpack
 
@@ -42,7 +43,8 @@ class LLM:
     optionally ax-llm's ``config.json``). ``overrides`` mirror ax-llm's flags
     (``template_filename_axmodel``, ``axmodel_num``, ``filename_post_axmodel``,
     ``filename_tokens_embed``, ``tokens_embed_num``, ``tokens_embed_size``). ``backend`` is
-    ``"auto"``, ``"host"`` (the host engine), ``"ax"`` (native board) or ``"axcl"`` (PCIe/M.2 cards); ``devices``
+    ``"auto"``, ``"host"`` (the host engine), ``"ax"`` (native board) or ``"axcl"`` (PCIe/M.2
+    cards); ``devices``
     lists the AXCL cards to split the layers over (default ``$AXLLM_DEVICES``, else card 0).
 
     Sampling defaults come from ``post_config.json`` (AXERA's semantics, ``mode="vendor"``) when
@@ -76,22 +78,30 @@ class LLM:
         self.path = root
         tok_dir = Path(tokenizer) if tokenizer is not None else find_tokenizer_dir(root)
         self.tokenizer = Tokenizer.from_dir(tok_dir)
-        self.chat_template = (ChatTemplate.from_string(chat_template, origin="chat_template argument")
-                              if chat_template is not None else ChatTemplate.from_dir(tok_dir))
+        self.chat_template = (
+            ChatTemplate.from_string(chat_template, origin="chat_template argument")
+            if chat_template is not None
+            else ChatTemplate.from_dir(tok_dir)
+        )
         merged = {**config_overrides(root), **(overrides or {})}
-        default_sampling = (post_config_sampling(root) or generation_config_sampling(tok_dir)
-                            or {"mode": "hf", "temperature": 0.0})
+        default_sampling = (
+            post_config_sampling(root)
+            or generation_config_sampling(tok_dir)
+            or {"mode": "hf", "temperature": 0.0}
+        )
         callback = _progress_bar if progress is True else (progress or None)
         self._core = _core.LLM(str(root), backend, merged, callback, list(devices or []))
         g = self._core.geometry
         if self.tokenizer.vocab_size > g["vocab"]:
             raise ModelLoadError(
                 f"{tok_dir / 'tokenizer.json'}: the tokenizer has {self.tokenizer.vocab_size} tokens "
-                f"but the model's vocabulary ({self._core.files['post']}) has {g['vocab']}")
+                f"but the model's vocabulary ({self._core.files['post']}) has {g['vocab']}"
+            )
         eos_token_ids = list(self.tokenizer.eos_token_ids)
         if not eos_token_ids:
-            raise ModelLoadError(f"{tok_dir}: no EOS token id in generation_config.json or "
-                                 "tokenizer_config.json")
+            raise ModelLoadError(
+                f"{tok_dir}: no EOS token id in generation_config.json or tokenizer_config.json"
+            )
         self._core.set_defaults(eos_token_ids, default_sampling)
         self.last_metrics: Optional[Metrics] = None
         self._fingerprint: Optional[str] = None
@@ -146,26 +156,49 @@ class LLM:
         """The text of ``ids`` (special tokens left out when ``skip_special_tokens``)."""
         return self.tokenizer.decode(list(ids), skip_special_tokens=skip_special_tokens)
 
-    def apply_chat_template(self, messages: Messages, *, add_generation_prompt: bool = True,
-                            **kwargs: Any) -> str:
+    def apply_chat_template(
+        self, messages: Messages, *, add_generation_prompt: bool = True, **kwargs: Any
+    ) -> str:
         """The prompt text the model's chat template makes of ``messages``. Raises TemplateError."""
         return self.chat_template.render(
-            messages, add_generation_prompt=add_generation_prompt,
-            bos_token=self.tokenizer.bos_token, eos_token=self.tokenizer.eos_token, **kwargs)
+            messages,
+            add_generation_prompt=add_generation_prompt,
+            bos_token=self.tokenizer.bos_token,
+            eos_token=self.tokenizer.eos_token,
+            **kwargs,
+        )
 
     @overload
-    def generate(self, prompt: Prompt, config: Optional[GenerationConfig] = None, *,
-                 stream: Literal[False] = False, prefill_progress: Optional[PrefillProgress] = None,
-                 **options: Unpack[GenerationOptions]) -> Completion: ...
+    def generate(
+        self,
+        prompt: Prompt,
+        config: Optional[GenerationConfig] = None,
+        *,
+        stream: Literal[False] = False,
+        prefill_progress: Optional[PrefillProgress] = None,
+        **options: Unpack[GenerationOptions],
+    ) -> Completion: ...
 
     @overload
-    def generate(self, prompt: Prompt, config: Optional[GenerationConfig] = None, *,
-                 stream: Literal[True], prefill_progress: Optional[PrefillProgress] = None,
-                 **options: Unpack[GenerationOptions]) -> Iterator[Chunk]: ...
+    def generate(
+        self,
+        prompt: Prompt,
+        config: Optional[GenerationConfig] = None,
+        *,
+        stream: Literal[True],
+        prefill_progress: Optional[PrefillProgress] = None,
+        **options: Unpack[GenerationOptions],
+    ) -> Iterator[Chunk]: ...
 
-    def generate(self, prompt: Prompt, config: Optional[GenerationConfig] = None, *, stream: bool = False,
-                 prefill_progress: Optional[PrefillProgress] = None,
-                 **options: Unpack[GenerationOptions]) -> Union[Completion, Iterator[Chunk]]:
+    def generate(
+        self,
+        prompt: Prompt,
+        config: Optional[GenerationConfig] = None,
+        *,
+        stream: bool = False,
+        prefill_progress: Optional[PrefillProgress] = None,
+        **options: Unpack[GenerationOptions],
+    ) -> Union[Completion, Iterator[Chunk]]:
         """Continue ``prompt`` (text, tokenized with the model's special tokens, or token ids used
         as they are) under ``config`` with ``options`` applied over it (the fields of
         ``GenerationConfig`` as keyword arguments). Returns a ``Completion``, or with
@@ -191,18 +224,36 @@ class LLM:
         return chunks if stream else _collect(chunks)
 
     @overload
-    def chat(self, messages: Messages, config: Optional[GenerationConfig] = None, *,
-             stream: Literal[False] = False, prefill_progress: Optional[PrefillProgress] = None,
-             **options: Unpack[GenerationOptions]) -> Completion: ...
+    def chat(
+        self,
+        messages: Messages,
+        config: Optional[GenerationConfig] = None,
+        *,
+        stream: Literal[False] = False,
+        prefill_progress: Optional[PrefillProgress] = None,
+        **options: Unpack[GenerationOptions],
+    ) -> Completion: ...
 
     @overload
-    def chat(self, messages: Messages, config: Optional[GenerationConfig] = None, *,
-             stream: Literal[True], prefill_progress: Optional[PrefillProgress] = None,
-             **options: Unpack[GenerationOptions]) -> Iterator[Chunk]: ...
+    def chat(
+        self,
+        messages: Messages,
+        config: Optional[GenerationConfig] = None,
+        *,
+        stream: Literal[True],
+        prefill_progress: Optional[PrefillProgress] = None,
+        **options: Unpack[GenerationOptions],
+    ) -> Iterator[Chunk]: ...
 
-    def chat(self, messages: Messages, config: Optional[GenerationConfig] = None, *, stream: bool = False,
-             prefill_progress: Optional[PrefillProgress] = None,
-             **options: Unpack[GenerationOptions]) -> Union[Completion, Iterator[Chunk]]:
+    def chat(
+        self,
+        messages: Messages,
+        config: Optional[GenerationConfig] = None,
+        *,
+        stream: bool = False,
+        prefill_progress: Optional[PrefillProgress] = None,
+        **options: Unpack[GenerationOptions],
+    ) -> Union[Completion, Iterator[Chunk]]:
         """Reply to ``messages`` ([{"role": ..., "content": ...}, ...]) through the model's chat
         template; arguments and errors as for ``generate`` (plus TemplateError).
         ``overflow="drop_oldest_turns"`` drops the oldest non-system messages (a user message with
@@ -255,8 +306,9 @@ class LLM:
 
     def system_prompt_tokens(self, system_prompt: str) -> list[int]:
         """The ids the chat template makes of a conversation holding only ``system_prompt``."""
-        text = self.apply_chat_template([{"role": "system", "content": system_prompt}],
-                                        add_generation_prompt=False)
+        text = self.apply_chat_template(
+            [{"role": "system", "content": system_prompt}], add_generation_prompt=False
+        )
         return self.tokenizer.encode(text, add_special_tokens=False)
 
     def precompute_system_prompt(self, system_prompt: str) -> int:
@@ -301,7 +353,9 @@ class LLM:
 
     def import_kvcache(self, directory: Union[str, os.PathLike]) -> str:
         """Load ax-llm's kvcache directory as a pinned system prompt; returns its text."""
-        snapshot, system_prompt = kv_file.read_axllm_kvcache(directory, self.geometry, self.system_prompt_tokens)
+        snapshot, system_prompt = kv_file.read_axllm_kvcache(
+            directory, self.geometry, self.system_prompt_tokens
+        )
         self.restore(snapshot)
         return system_prompt
 
@@ -311,24 +365,28 @@ class LLM:
         calls that use the model raise ClosedError."""
         self._core.close()
 
-    def astream(self, prompt: Prompt, config: Optional[GenerationConfig] = None,
-                **options: Any) -> AsyncIterator[Chunk]:
+    def astream(
+        self, prompt: Prompt, config: Optional[GenerationConfig] = None, **options: Any
+    ) -> AsyncIterator[Chunk]:
         """``async for chunk in llm.astream(prompt, ...)``: generate() streamed to asyncio; the
         model runs on a worker thread and wakes the event loop per chunk (no polling)."""
         return aio.astream(self, "generate", prompt, config, **options)
 
-    def astream_chat(self, messages: Messages, config: Optional[GenerationConfig] = None,
-                     **options: Any) -> AsyncIterator[Chunk]:
+    def astream_chat(
+        self, messages: Messages, config: Optional[GenerationConfig] = None, **options: Any
+    ) -> AsyncIterator[Chunk]:
         """chat() streamed to asyncio, like astream()."""
         return aio.astream(self, "chat", messages, config, **options)
 
-    async def agenerate(self, prompt: Prompt, config: Optional[GenerationConfig] = None,
-                        **options: Any) -> Completion:
+    async def agenerate(
+        self, prompt: Prompt, config: Optional[GenerationConfig] = None, **options: Any
+    ) -> Completion:
         """``await llm.agenerate(prompt, ...)``: generate() off the event loop."""
         return await aio.agenerate(self, prompt, config, **options)
 
-    async def achat(self, messages: Messages, config: Optional[GenerationConfig] = None,
-                    **options: Any) -> Completion:
+    async def achat(
+        self, messages: Messages, config: Optional[GenerationConfig] = None, **options: Any
+    ) -> Completion:
         """``await llm.achat(messages, ...)``: chat() off the event loop."""
         return await aio.achat(self, messages, config, **options)
 
@@ -340,14 +398,17 @@ class LLM:
 
     def __repr__(self) -> str:
         g = self._core.geometry
-        return (f"LLM({str(self.path)!r}, backend={self.backend!r}, layers={g['n_layers']}, "
-                f"context={g['kv_len']}, prefill={g['prefill_len']})")
+        return (
+            f"LLM({str(self.path)!r}, backend={self.backend!r}, layers={g['n_layers']}, "
+            f"context={g['kv_len']}, prefill={g['prefill_len']})"
+        )
 
     def _kv_identity(self) -> dict[str, Any]:
         return kv_file.identity(self.fingerprint, self.chat_template.sha256, self.geometry)
 
-    def prompt_ids(self, prompt: Prompt, config: Optional[GenerationConfig] = None,
-                   **options: Unpack[GenerationOptions]) -> list[int]:
+    def prompt_ids(
+        self, prompt: Prompt, config: Optional[GenerationConfig] = None, **options: Unpack[GenerationOptions]
+    ) -> list[int]:
         """The token ids ``generate(prompt, config, **options)`` runs: ``prompt`` tokenized (or
         its ids checked), fitted to the context per ``overflow``. Raises ValueError, TypeError,
         ContextOverflowError."""
@@ -356,8 +417,12 @@ class LLM:
             raise ValueError("overflow='drop_oldest_turns' needs chat() messages")
         return self._core.fit_prompt(self._prompt_ids(prompt), config)
 
-    def chat_prompt(self, messages: Messages, config: Optional[GenerationConfig] = None,
-                    **options: Unpack[GenerationOptions]) -> list[int]:
+    def chat_prompt(
+        self,
+        messages: Messages,
+        config: Optional[GenerationConfig] = None,
+        **options: Unpack[GenerationOptions],
+    ) -> list[int]:
         """The token ids ``chat(messages, config, **options)`` runs: the chat template's prompt,
         tokenized, fitted to the context per ``overflow``. Raises TemplateError,
         ContextOverflowError."""
@@ -375,7 +440,7 @@ class LLM:
         limit = self._core.prompt_limit(config)
         msgs = list(messages)
         system = [m for m in msgs[:1] if m.get("role") == "system"]
-        rest = msgs[len(system):]
+        rest = msgs[len(system) :]
         while len(ids) > limit:
             cut = next((i for i in range(1, len(rest)) if rest[i].get("role") == "user"), None)
             if cut is None:
@@ -387,12 +452,15 @@ class LLM:
     def _prompt_ids(self, prompt: Prompt) -> list[int]:
         if isinstance(prompt, str):
             return self.tokenizer.encode(prompt, add_special_tokens=True)
-        if isinstance(prompt, (list, tuple)) and all(isinstance(t, int) and not isinstance(t, bool) for t in prompt):
+        if isinstance(prompt, (list, tuple)) and all(
+            isinstance(t, int) and not isinstance(t, bool) for t in prompt
+        ):
             return list(prompt)
         raise TypeError("prompt must be a str or a list of int token ids")
 
-    def _chunks(self, ids: list[int], config: GenerationConfig,
-                progress: Optional[PrefillProgress]) -> Iterator[Chunk]:
+    def _chunks(
+        self, ids: list[int], config: GenerationConfig, progress: Optional[PrefillProgress]
+    ) -> Iterator[Chunk]:
         with self._lock.turn() as turn:
             gen = self._core.generate(ids, config)
             turn.generation = gen

@@ -31,8 +31,10 @@ def find_tokenizer_dir(root: Path) -> Path:
     if len(found) == 1:
         return found[0]
     if len(found) > 1:
-        raise ModelLoadError(f"{root}: several tokenizer directories: {', '.join(map(str, found))}; "
-                             "pass tokenizer= to choose one")
+        raise ModelLoadError(
+            f"{root}: several tokenizer directories: {', '.join(map(str, found))}; "
+            "pass tokenizer= to choose one"
+        )
     raise ModelLoadError(f"{root / 'tokenizer.json'}: missing (also searched {root}/*/tokenizer.json)")
 
 
@@ -61,7 +63,9 @@ def post_config_sampling(root: Path) -> dict[str, Any] | None:
         return {
             "mode": "vendor",
             "temperature": float(c["temperature"]) if c.get("enable_temperature") else 1.0,
-            "repetition_penalty": float(c["repetition_penalty"]) if c.get("enable_repetition_penalty") else 1.0,
+            "repetition_penalty": float(c["repetition_penalty"])
+            if c.get("enable_repetition_penalty")
+            else 1.0,
             "penalty_window": int(c.get("penalty_window", 20)),
             "enable_top_p": bool(c.get("enable_top_p_sampling", False)),
             "top_p": float(c.get("top_p", 1.0)),
@@ -89,8 +93,9 @@ def generation_config_sampling(tok_dir: Path) -> dict[str, Any] | None:
     if not c.get("do_sample", False):
         out["temperature"] = 0.0
         return out
-    out["temperature"] = float(c.get("temperature") if c.get("temperature") is not None else 1.0)
-    out["top_k"] = int(c.get("top_k") if c.get("top_k") is not None else 50)
+    temperature, top_k = c.get("temperature"), c.get("top_k")
+    out["temperature"] = float(temperature if temperature is not None else 1.0)
+    out["top_k"] = int(top_k if top_k is not None else 50)
     for k in ("top_p", "min_p"):
         if c.get(k) is not None:
             out[k] = float(c[k])

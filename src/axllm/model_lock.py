@@ -30,11 +30,11 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from types import TracebackType
-
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional
+from types import TracebackType
+from typing import Any, Optional
 
 __all__ = ["FairLock", "ModelLock", "Turn"]
 
@@ -109,8 +109,9 @@ class FairLock:
         self.acquire()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.release()
 
     def __repr__(self) -> str:

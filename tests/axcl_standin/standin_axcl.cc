@@ -72,7 +72,9 @@ int device_count() {
   return env ? std::atoi(env) : 2;
 }
 
-bool valid_device(int32_t id) { return id >= kFirstDeviceId && id < kFirstDeviceId + device_count(); }
+bool valid_device(int32_t id) {
+  return id >= kFirstDeviceId && id < kFirstDeviceId + device_count();
+}
 
 std::string hex(const void* p) {
   char b[32];
@@ -162,7 +164,8 @@ axclError load(const std::string& text, uint64_t* model_id, const std::string& o
     return kErrParam;
   }
   *model_id = g_next_model++;
-  standin::record("model " + std::to_string(*model_id) + " dev=" + std::to_string(m->device) + " ctx=n/a " + origin);
+  standin::record("model " + std::to_string(*model_id) + " dev=" + std::to_string(m->device) +
+                  " ctx=n/a " + origin);
   g_models[*model_id] = std::move(m);
   return 0;
 }
@@ -279,15 +282,31 @@ STANDIN_API axclError axclrtMemcpy(void* dst, const void* src, size_t n, axclrtM
   bool ok = false;
   int32_t dev = current_device();
   switch (kind) {
-    case AXCL_MEMCPY_HOST_TO_DEVICE: name = "H2D"; ok = d && !s; if (d) dev = d->device; break;
-    case AXCL_MEMCPY_DEVICE_TO_HOST: name = "D2H"; ok = s && !d; if (s) dev = s->device; break;
-    case AXCL_MEMCPY_DEVICE_TO_DEVICE: name = "D2D"; ok = d && s && d->device == s->device; if (d) dev = d->device; break;
-    case AXCL_MEMCPY_HOST_TO_HOST: name = "H2H"; ok = !d && !s; break;
+    case AXCL_MEMCPY_HOST_TO_DEVICE:
+      name = "H2D";
+      ok = d && !s;
+      if (d) dev = d->device;
+      break;
+    case AXCL_MEMCPY_DEVICE_TO_HOST:
+      name = "D2H";
+      ok = s && !d;
+      if (s) dev = s->device;
+      break;
+    case AXCL_MEMCPY_DEVICE_TO_DEVICE:
+      name = "D2D";
+      ok = d && s && d->device == s->device;
+      if (d) dev = d->device;
+      break;
+    case AXCL_MEMCPY_HOST_TO_HOST:
+      name = "H2H";
+      ok = !d && !s;
+      break;
     default: break;
   }
   const std::string event = std::string("axclrtMemcpy kind=") + name + " size=" + std::to_string(n);
   if (!ok) {
-    standin::record("axclrtMemcpy-invalid kind=" + std::string(name) + " size=" + std::to_string(n) + " ctx=n/a");
+    standin::record("axclrtMemcpy-invalid kind=" + std::string(name) +
+                    " size=" + std::to_string(n) + " ctx=n/a");
     return kErrParam;
   }
   if (axclError e = device_call(event, dev)) return e;
@@ -311,7 +330,9 @@ STANDIN_API axclError axclrtEngineInit(axclrtEngineVNpuKind kind) {
   LOCK;
   if (int e = standin::injected_failure("axclrtEngineInit")) return e;
   const int32_t dev = current_device();
-  if (axclError e = device_call("axclrtEngineInit kind=" + std::to_string(static_cast<int>(kind)), dev)) return e;
+  if (axclError e =
+          device_call("axclrtEngineInit kind=" + std::to_string(static_cast<int>(kind)), dev))
+    return e;
   g_engine_init[dev] = true;
   return 0;
 }
@@ -325,7 +346,8 @@ STANDIN_API axclError axclrtEngineLoadFromFile(const char* path, uint64_t* model
   LOCK;
   if (int e = standin::injected_failure("axclrtEngineLoadFromFile")) return e;
   const int32_t dev = current_device();
-  if (axclError e = device_call(std::string("axclrtEngineLoadFromFile ") + (path ? path : ""), dev)) return e;
+  if (axclError e = device_call(std::string("axclrtEngineLoadFromFile ") + (path ? path : ""), dev))
+    return e;
   if (!g_engine_init[dev] || !path) return kErrParam;
   std::ifstream f(path, std::ios::binary);
   if (!f) return kErrParam;
@@ -336,7 +358,8 @@ STANDIN_API axclError axclrtEngineLoadFromFile(const char* path, uint64_t* model
 STANDIN_API axclError axclrtEngineLoadFromMem(const void* mem, uint64_t size, uint64_t* model_id) {
   LOCK;
   const int32_t dev = current_device();
-  if (axclError e = device_call("axclrtEngineLoadFromMem size=" + std::to_string(size), dev)) return e;
+  if (axclError e = device_call("axclrtEngineLoadFromMem size=" + std::to_string(size), dev))
+    return e;
   const Block* b = find_block(mem, size);
   if (!b || b->device != dev || !g_engine_init[dev]) return kErrParam;
   return load(std::string(static_cast<const char*>(mem), size), model_id, "(memory)");
@@ -346,7 +369,8 @@ STANDIN_API axclError axclrtEngineUnload(uint64_t model_id) {
   LOCK;
   ModelEntry* m = model_of(model_id);
   if (!m) return kErrParam;
-  if (axclError e = device_call("axclrtEngineUnload model=" + std::to_string(model_id), m->device)) return e;
+  if (axclError e = device_call("axclrtEngineUnload model=" + std::to_string(model_id), m->device))
+    return e;
   g_models.erase(model_id);
   return 0;
 }
@@ -355,7 +379,9 @@ STANDIN_API axclError axclrtEngineCreateContext(uint64_t model_id, uint64_t* con
   LOCK;
   ModelEntry* m = model_of(model_id);
   if (!m || !context_id) return kErrParam;
-  if (axclError e = device_call("axclrtEngineCreateContext model=" + std::to_string(model_id), m->device)) return e;
+  if (axclError e =
+          device_call("axclrtEngineCreateContext model=" + std::to_string(model_id), m->device))
+    return e;
   *context_id = g_next_engine_ctx++;
   m->contexts.push_back(*context_id);
   return 0;
@@ -365,7 +391,9 @@ STANDIN_API axclError axclrtEngineGetIOInfo(uint64_t model_id, axclrtEngineIOInf
   LOCK;
   ModelEntry* m = model_of(model_id);
   if (!m || !info) return kErrParam;
-  if (axclError e = device_call("axclrtEngineGetIOInfo model=" + std::to_string(model_id), m->device)) return e;
+  if (axclError e =
+          device_call("axclrtEngineGetIOInfo model=" + std::to_string(model_id), m->device))
+    return e;
   *info = new Info{model_id};
   return 0;
 }
@@ -394,7 +422,9 @@ template <bool kInput>
 uint32_t num_io(axclrtEngineIOInfo info) {
   LOCK;
   ModelEntry* m = info ? model_of(static_cast<Info*>(info)->model) : nullptr;
-  if (!m || device_call(kInput ? "axclrtEngineGetNumInputs" : "axclrtEngineGetNumOutputs", m->device)) return 0;
+  if (!m ||
+      device_call(kInput ? "axclrtEngineGetNumInputs" : "axclrtEngineGetNumOutputs", m->device))
+    return 0;
   const auto& g0 = m->model->groups()[0];
   return static_cast<uint32_t>(kInput ? g0.inputs.size() : g0.outputs.size());
 }
@@ -402,14 +432,16 @@ template <bool kInput>
 uint64_t size_of(axclrtEngineIOInfo info, uint32_t group, uint32_t index) {
   LOCK;
   const auto* t = tensor(static_cast<Info*>(info), kInput, group, index);
-  if (!t || device_call(kInput ? "axclrtEngineGetInputSizeByIndex" : "axclrtEngineGetOutputSizeByIndex",
-                        model_of(static_cast<Info*>(info)->model)->device)) {
+  if (!t ||
+      device_call(kInput ? "axclrtEngineGetInputSizeByIndex" : "axclrtEngineGetOutputSizeByIndex",
+                  model_of(static_cast<Info*>(info)->model)->device)) {
     return 0;
   }
   return t->bytes;
 }
 template <bool kInput>
-axclError dims_of(axclrtEngineIOInfo info, uint32_t group, uint32_t index, axclrtEngineIODims* dims) {
+axclError dims_of(axclrtEngineIOInfo info, uint32_t group, uint32_t index,
+                  axclrtEngineIODims* dims) {
   LOCK;
   const auto* t = tensor(static_cast<Info*>(info), kInput, group, index);
   if (!t || !dims) return kErrParam;
@@ -425,8 +457,9 @@ template <bool kInput>
 const char* name_of(axclrtEngineIOInfo info, uint32_t index) {
   LOCK;
   const auto* t = tensor(static_cast<Info*>(info), kInput, 0, index);
-  if (!t || device_call(kInput ? "axclrtEngineGetInputNameByIndex" : "axclrtEngineGetOutputNameByIndex",
-                        model_of(static_cast<Info*>(info)->model)->device)) {
+  if (!t ||
+      device_call(kInput ? "axclrtEngineGetInputNameByIndex" : "axclrtEngineGetOutputNameByIndex",
+                  model_of(static_cast<Info*>(info)->model)->device)) {
     return nullptr;
   }
   return t->name.c_str();
@@ -436,8 +469,9 @@ int32_t dtype_of(axclrtEngineIOInfo info, uint32_t index, axclrtEngineDataType* 
   LOCK;
   const auto* t = tensor(static_cast<Info*>(info), kInput, 0, index);
   if (!t || !type) return kErrParam;
-  if (axclError e = device_call(kInput ? "axclrtEngineGetInputDataType" : "axclrtEngineGetOutputDataType",
-                                model_of(static_cast<Info*>(info)->model)->device)) {
+  if (axclError e =
+          device_call(kInput ? "axclrtEngineGetInputDataType" : "axclrtEngineGetOutputDataType",
+                      model_of(static_cast<Info*>(info)->model)->device)) {
     return e;
   }
   *type = to_axcl(t->dtype);
@@ -445,26 +479,40 @@ int32_t dtype_of(axclrtEngineIOInfo info, uint32_t index, axclrtEngineDataType* 
 }
 }  // namespace
 
-STANDIN_API uint32_t axclrtEngineGetNumInputs(axclrtEngineIOInfo info) { return num_io<true>(info); }
-STANDIN_API uint32_t axclrtEngineGetNumOutputs(axclrtEngineIOInfo info) { return num_io<false>(info); }
-STANDIN_API uint64_t axclrtEngineGetInputSizeByIndex(axclrtEngineIOInfo info, uint32_t g, uint32_t i) {
+STANDIN_API uint32_t axclrtEngineGetNumInputs(axclrtEngineIOInfo info) {
+  return num_io<true>(info);
+}
+STANDIN_API uint32_t axclrtEngineGetNumOutputs(axclrtEngineIOInfo info) {
+  return num_io<false>(info);
+}
+STANDIN_API uint64_t axclrtEngineGetInputSizeByIndex(axclrtEngineIOInfo info, uint32_t g,
+                                                     uint32_t i) {
   return size_of<true>(info, g, i);
 }
-STANDIN_API uint64_t axclrtEngineGetOutputSizeByIndex(axclrtEngineIOInfo info, uint32_t g, uint32_t i) {
+STANDIN_API uint64_t axclrtEngineGetOutputSizeByIndex(axclrtEngineIOInfo info, uint32_t g,
+                                                      uint32_t i) {
   return size_of<false>(info, g, i);
 }
-STANDIN_API axclError axclrtEngineGetInputDims(axclrtEngineIOInfo info, uint32_t g, uint32_t i, axclrtEngineIODims* d) {
+STANDIN_API axclError axclrtEngineGetInputDims(axclrtEngineIOInfo info, uint32_t g, uint32_t i,
+                                               axclrtEngineIODims* d) {
   return dims_of<true>(info, g, i, d);
 }
-STANDIN_API axclError axclrtEngineGetOutputDims(axclrtEngineIOInfo info, uint32_t g, uint32_t i, axclrtEngineIODims* d) {
+STANDIN_API axclError axclrtEngineGetOutputDims(axclrtEngineIOInfo info, uint32_t g, uint32_t i,
+                                                axclrtEngineIODims* d) {
   return dims_of<false>(info, g, i, d);
 }
-STANDIN_API const char* axclrtEngineGetInputNameByIndex(axclrtEngineIOInfo info, uint32_t i) { return name_of<true>(info, i); }
-STANDIN_API const char* axclrtEngineGetOutputNameByIndex(axclrtEngineIOInfo info, uint32_t i) { return name_of<false>(info, i); }
-STANDIN_API int32_t axclrtEngineGetInputDataType(axclrtEngineIOInfo info, uint32_t i, axclrtEngineDataType* t) {
+STANDIN_API const char* axclrtEngineGetInputNameByIndex(axclrtEngineIOInfo info, uint32_t i) {
+  return name_of<true>(info, i);
+}
+STANDIN_API const char* axclrtEngineGetOutputNameByIndex(axclrtEngineIOInfo info, uint32_t i) {
+  return name_of<false>(info, i);
+}
+STANDIN_API int32_t axclrtEngineGetInputDataType(axclrtEngineIOInfo info, uint32_t i,
+                                                 axclrtEngineDataType* t) {
   return dtype_of<true>(info, i, t);
 }
-STANDIN_API int32_t axclrtEngineGetOutputDataType(axclrtEngineIOInfo info, uint32_t i, axclrtEngineDataType* t) {
+STANDIN_API int32_t axclrtEngineGetOutputDataType(axclrtEngineIOInfo info, uint32_t i,
+                                                  axclrtEngineDataType* t) {
   return dtype_of<false>(info, i, t);
 }
 
@@ -502,8 +550,10 @@ axclError set_buffer(bool input, axclrtEngineIO io, uint32_t index, const void* 
   auto* x = static_cast<Io*>(io);
   ModelEntry* m = x ? model_of(x->model) : nullptr;
   if (!m) return kErrParam;
-  const char* fn = input ? "axclrtEngineSetInputBufferByIndex" : "axclrtEngineSetOutputBufferByIndex";
-  if (axclError e = device_call(std::string(fn) + " i=" + std::to_string(index), m->device)) return e;
+  const char* fn =
+      input ? "axclrtEngineSetInputBufferByIndex" : "axclrtEngineSetOutputBufferByIndex";
+  if (axclError e = device_call(std::string(fn) + " i=" + std::to_string(index), m->device))
+    return e;
   auto& list = input ? x->in : x->out;
   const Block* b = find_block(p, size);
   if (index >= list.size() || !b || b->device != m->device) {
@@ -515,25 +565,30 @@ axclError set_buffer(bool input, axclrtEngineIO io, uint32_t index, const void* 
 }
 }  // namespace
 
-STANDIN_API axclError axclrtEngineSetInputBufferByIndex(axclrtEngineIO io, uint32_t i, const void* p, uint64_t n) {
+STANDIN_API axclError axclrtEngineSetInputBufferByIndex(axclrtEngineIO io, uint32_t i,
+                                                        const void* p, uint64_t n) {
   return set_buffer(true, io, i, p, n);
 }
-STANDIN_API axclError axclrtEngineSetOutputBufferByIndex(axclrtEngineIO io, uint32_t i, const void* p, uint64_t n) {
+STANDIN_API axclError axclrtEngineSetOutputBufferByIndex(axclrtEngineIO io, uint32_t i,
+                                                         const void* p, uint64_t n) {
   return set_buffer(false, io, i, p, n);
 }
 
 #ifndef STANDIN_OMIT_EXECUTE
-STANDIN_API axclError axclrtEngineExecute(uint64_t model_id, uint64_t context_id, uint32_t group, axclrtEngineIO io) {
+STANDIN_API axclError axclrtEngineExecute(uint64_t model_id, uint64_t context_id, uint32_t group,
+                                          axclrtEngineIO io) {
   LOCK;
   if (int e = standin::injected_failure("axclrtEngineExecute")) return e;
   ModelEntry* m = model_of(model_id);
   auto* x = static_cast<Io*>(io);
   if (!m || !x || x->model != model_id || group >= m->groups.size()) return kErrParam;
-  if (axclError e = device_call("axclrtEngineExecute model=" + std::to_string(model_id) + " g=" +
-                                    std::to_string(group), m->device)) {
+  if (axclError e = device_call(
+          "axclrtEngineExecute model=" + std::to_string(model_id) + " g=" + std::to_string(group),
+          m->device)) {
     return e;
   }
-  if (std::find(m->contexts.begin(), m->contexts.end(), context_id) == m->contexts.end()) return kErrParam;
+  if (std::find(m->contexts.begin(), m->contexts.end(), context_id) == m->contexts.end())
+    return kErrParam;
   const auto& spec = m->model->groups()[group];
   Group& g = m->groups[group];
   auto check = [&](const std::pair<const void*, uint64_t>& b, const axllm::TensorSpec& t) {

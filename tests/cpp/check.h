@@ -22,22 +22,22 @@ inline int finish(const char* name) {
 }
 }  // namespace axllm_test
 
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    ++axllm_test::checks();                                                    \
-    if (!(cond)) {                                                             \
-      ++axllm_test::failures();                                                \
-      std::printf("%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);     \
-    }                                                                          \
+#define CHECK(cond)                                                        \
+  do {                                                                     \
+    ++axllm_test::checks();                                                \
+    if (!(cond)) {                                                         \
+      ++axllm_test::failures();                                            \
+      std::printf("%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+    }                                                                      \
   } while (0)
 
-#define CHECK_NEAR(a, b, tol)                                                          \
-  do {                                                                                 \
-    ++axllm_test::checks();                                                            \
-    const double va_ = (a), vb_ = (b);                                                 \
-    if (!(std::fabs(va_ - vb_) <= (tol))) {                                            \
-      ++axllm_test::failures();                                                        \
-      std::printf("%s:%d: CHECK_NEAR failed: %s=%.9g %s=%.9g tol %.3g\n", __FILE__,   \
-                  __LINE__, #a, va_, #b, vb_, static_cast<double>(tol));               \
-    }                                                                                  \
+#define CHECK_NEAR(a, b, tol)                                                                     \
+  do {                                                                                            \
+    ++axllm_test::checks();                                                                       \
+    const double va_ = (a), vb_ = (b);                                                            \
+    if (!(std::fabs(va_ - vb_) <= (tol))) {                                                       \
+      ++axllm_test::failures();                                                                   \
+      std::printf("%s:%d: CHECK_NEAR failed: %s=%.9g %s=%.9g tol %.3g\n", __FILE__, __LINE__, #a, \
+                  va_, #b, vb_, static_cast<double>(tol));                                        \
+    }                                                                                             \
   } while (0)

@@ -10,8 +10,8 @@
 #include <utility>
 #include <vector>
 
-#include "axllm/backends.h"
 #include "axllm/backend.h"
+#include "axllm/backends.h"
 
 namespace axllm_test {
 
@@ -32,7 +32,8 @@ class HookedModel : public axllm::Model {
       : inner_(std::move(inner)), hooks_(hooks), count_runs_(count_runs) {}
   const std::string& path() const override { return inner_->path(); }
   const std::vector<axllm::GroupSpec>& groups() const override { return inner_->groups(); }
-  void bind(int group, std::string_view tensor, std::shared_ptr<axllm::Buffer> buffer, size_t offset) override {
+  void bind(int group, std::string_view tensor, std::shared_ptr<axllm::Buffer> buffer,
+            size_t offset) override {
     inner_->bind(group, tensor, std::move(buffer), offset);
   }
   void run(int group) override {

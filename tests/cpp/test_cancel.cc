@@ -45,7 +45,8 @@ int main() {
   opts.max_new_tokens = kNew;
   opts.temperature = 0.0f;
   const bool reuse_kv = false;  // each run rebuilds the cache, so the KV state is known exactly
-  const std::vector<int32_t> prompt = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20};
+  const std::vector<int32_t> prompt = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10,
+                                       11, 12, 13, 14, 15, 16, 17, 18, 19, 20};
   const int chunks = (static_cast<int>(prompt.size()) + kPrefill - 1) / kPrefill;
 
   axllm_test::Hooks hook;

@@ -22,8 +22,6 @@ void* operator new(size_t n) {
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete(void* p, size_t) noexcept { std::free(p); }
 
-
-
 int main() {
   const std::string path = "test_engine_alloc_layer.hostmodel";
   axllm_test::write_layer(path);

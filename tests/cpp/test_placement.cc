@@ -68,7 +68,8 @@ int main() {
   CHECK(throws_out_of_range([&] { axllm::host_backend()->load_model(files.post, 1); }));
   CHECK(throws_out_of_range([&] { axllm::host_backend()->load_model(files.post, -1); }));
 
-  const std::vector<int32_t> first = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};  // two prefill chunks (P = 8)
+  const std::vector<int32_t> first = {1, 2, 3, 4,  5,  6,
+                                      7, 8, 9, 10, 11, 12};  // two prefill chunks (P = 8)
   std::vector<int32_t> want_first, want_second;
   for (int n = 1; n <= 5; ++n) {
     axllm_test::Hooks hooks;
@@ -77,11 +78,13 @@ int main() {
 
     const std::vector<int> want = layer_placement(4, n);
     std::vector<std::pair<std::string, int>> expected;
-    for (int l = 0; l < 4; ++l) expected.emplace_back("llama_p8_l" + std::to_string(l) + "_together.hostmodel", want[l]);
+    for (int l = 0; l < 4; ++l)
+      expected.emplace_back("llama_p8_l" + std::to_string(l) + "_together.hostmodel", want[l]);
     expected.emplace_back("llama_post.hostmodel", want.back());
     CHECK(hooks.loads == expected);
     if (hooks.loads != expected) {
-      for (const auto& [file, p] : hooks.loads) std::printf("  %d placements: %s -> %d\n", n, file.c_str(), p);
+      for (const auto& [file, p] : hooks.loads)
+        std::printf("  %d placements: %s -> %d\n", n, file.c_str(), p);
     }
 
     const std::vector<int32_t> a = run(*llm, first);

@@ -49,7 +49,8 @@ int main() {
   while (gen->next().finish == axllm::FinishReason::kNone) ++steps;
   const long during = g_allocations.load() - before;
   g_trace = false;
-  for (long i = 0; i < during && i < 16; ++i) std::printf("allocation of %zu bytes\n", g_sizes[(before + i) % 16]);
+  for (long i = 0; i < during && i < 16; ++i)
+    std::printf("allocation of %zu bytes\n", g_sizes[(before + i) % 16]);
   std::printf("allocations during %d decode steps: %ld\n", steps + 1, during);
   CHECK(steps + 1 == 10);
   CHECK(during == 0);

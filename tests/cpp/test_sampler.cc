@@ -139,13 +139,35 @@ static void validation() {
   bad([](SamplingParams& q) { q.enable_top_k = true; }, "enable_top_k");
   bad([](SamplingParams& q) { q.enable_top_p = true; }, "enable_top_p");
   bad([](SamplingParams& q) { q.penalty_window = 64; }, "penalty_window");
-  bad([](SamplingParams& q) { q.mode = SamplerMode::kVendor; q.min_p = 0.1f; }, "min_p");
-  bad([](SamplingParams& q) { q.mode = SamplerMode::kVendor; q.presence_penalty = 1.0f; },
+  bad(
+      [](SamplingParams& q) {
+        q.mode = SamplerMode::kVendor;
+        q.min_p = 0.1f;
+      },
+      "min_p");
+  bad(
+      [](SamplingParams& q) {
+        q.mode = SamplerMode::kVendor;
+        q.presence_penalty = 1.0f;
+      },
       "presence_penalty");
-  bad([](SamplingParams& q) { q.mode = SamplerMode::kVendor; q.frequency_penalty = 1.0f; },
+  bad(
+      [](SamplingParams& q) {
+        q.mode = SamplerMode::kVendor;
+        q.frequency_penalty = 1.0f;
+      },
       "frequency_penalty");
-  bad([](SamplingParams& q) { q.mode = SamplerMode::kVendor; q.enable_top_k = true; }, "top_k");
-  bad([](SamplingParams& q) { q.mode = SamplerMode::kVendor; q.penalty_window = -1; },
+  bad(
+      [](SamplingParams& q) {
+        q.mode = SamplerMode::kVendor;
+        q.enable_top_k = true;
+      },
+      "top_k");
+  bad(
+      [](SamplingParams& q) {
+        q.mode = SamplerMode::kVendor;
+        q.penalty_window = -1;
+      },
       "penalty_window");
   p = SamplingParams{};
   p.top_p = 1.5f;
@@ -185,7 +207,8 @@ static void hf_by_hand() {
   }
   // Top-p: probabilities 0.5, 0.3, 0.15, 0.05. With 0.75 the mass above the third token (0.8)
   // has reached top_p, so it and everything below go.
-  const std::vector<float> four = {std::log(0.15f), std::log(0.5f), std::log(0.05f), std::log(0.3f)};
+  const std::vector<float> four = {std::log(0.15f), std::log(0.5f), std::log(0.05f),
+                                   std::log(0.3f)};
   {
     SamplingParams p = hf(1.0f);
     p.top_p = 0.75f;
@@ -270,7 +293,8 @@ static void vendor_by_hand() {
     q.enable_top_k = true;  // top-p wins when both are enabled
     q.top_k = 4;
     Sampler both(q);
-    check_probs(both.probabilities(logits, prompt, generated), {all[0] / kept, 0, 0, all[3] / kept});
+    check_probs(both.probabilities(logits, prompt, generated),
+                {all[0] / kept, 0, 0, all[3] / kept});
   }
   {
     // A penalty window of 1 sees only id 2: [2, 3, -2, 2.5] -> argmax 1.

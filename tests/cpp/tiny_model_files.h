@@ -22,7 +22,7 @@ struct TensorData {
 };
 
 inline void write_hostmodel(const std::string& path, const std::string& header,
-                           const std::vector<TensorData>& tensors) {
+                            const std::vector<TensorData>& tensors) {
   std::string head = "axllm-hostmodel 1\n" + header;
   size_t offset = 0;
   for (const auto& t : tensors) {
@@ -48,7 +48,8 @@ inline void write_hostmodel(const std::string& path, const std::string& header,
   }
 }
 
-inline TensorData random_tensor(std::mt19937& rng, const std::string& name, std::vector<int> shape) {
+inline TensorData random_tensor(std::mt19937& rng, const std::string& name,
+                                std::vector<int> shape) {
   std::normal_distribution<float> nd(0.0f, 0.1f);
   size_t n = 1;
   for (int d : shape) n *= static_cast<size_t>(d);
@@ -61,28 +62,29 @@ inline TensorData random_tensor(std::mt19937& rng, const std::string& name, std:
 inline void write_layer(const std::string& path, unsigned seed = 3) {
   std::mt19937 rng(seed);
   write_hostmodel(path,
-                 "kind layer\narch llama\nlayer_index 0\nhidden_size 32\nrms_norm_eps 1e-06\n"
-                 "io_dtype fp32\nweight_dtype fp32\nnum_heads 4\nnum_kv_heads 2\nhead_dim 8\n"
-                 "intermediate_size 48\nattention_scaling 1.0\nprefill_len 8\nkv_cache_len 24\n"
-                 "history_lens 8 16\n",
-                 {random_tensor(rng, "input_layernorm.weight", {H}),
-                  random_tensor(rng, "self_attn.q_proj.weight", {NH * HD, H}),
-                  random_tensor(rng, "self_attn.k_proj.weight", {NKV * HD, H}),
-                  random_tensor(rng, "self_attn.v_proj.weight", {NKV * HD, H}),
-                  random_tensor(rng, "self_attn.o_proj.weight", {H, NH * HD}),
-                  random_tensor(rng, "post_attention_layernorm.weight", {H}),
-                  random_tensor(rng, "mlp.gate_proj.weight", {F, H}),
-                  random_tensor(rng, "mlp.up_proj.weight", {F, H}),
-                  random_tensor(rng, "mlp.down_proj.weight", {H, F}),
-                  random_tensor(rng, "rope.inv_freq", {HD / 2})});
+                  "kind layer\narch llama\nlayer_index 0\nhidden_size 32\nrms_norm_eps 1e-06\n"
+                  "io_dtype fp32\nweight_dtype fp32\nnum_heads 4\nnum_kv_heads 2\nhead_dim 8\n"
+                  "intermediate_size 48\nattention_scaling 1.0\nprefill_len 8\nkv_cache_len 24\n"
+                  "history_lens 8 16\n",
+                  {random_tensor(rng, "input_layernorm.weight", {H}),
+                   random_tensor(rng, "self_attn.q_proj.weight", {NH * HD, H}),
+                   random_tensor(rng, "self_attn.k_proj.weight", {NKV * HD, H}),
+                   random_tensor(rng, "self_attn.v_proj.weight", {NKV * HD, H}),
+                   random_tensor(rng, "self_attn.o_proj.weight", {H, NH * HD}),
+                   random_tensor(rng, "post_attention_layernorm.weight", {H}),
+                   random_tensor(rng, "mlp.gate_proj.weight", {F, H}),
+                   random_tensor(rng, "mlp.up_proj.weight", {F, H}),
+                   random_tensor(rng, "mlp.down_proj.weight", {H, F}),
+                   random_tensor(rng, "rope.inv_freq", {HD / 2})});
 }
 
 inline void write_post(const std::string& path) {
   std::mt19937 rng(7);
-  write_hostmodel(path,
-                 "kind post\narch llama\nhidden_size 32\nrms_norm_eps 1e-06\nio_dtype fp32\n"
-                 "weight_dtype fp32\nvocab_size 40\n",
-                 {random_tensor(rng, "norm.weight", {H}), random_tensor(rng, "lm_head.weight", {V, H})});
+  write_hostmodel(
+      path,
+      "kind post\narch llama\nhidden_size 32\nrms_norm_eps 1e-06\nio_dtype fp32\n"
+      "weight_dtype fp32\nvocab_size 40\n",
+      {random_tensor(rng, "norm.weight", {H}), random_tensor(rng, "lm_head.weight", {V, H})});
 }
 
 inline void write_embeddings(const std::string& path) {
@@ -96,7 +98,8 @@ inline void write_embeddings(const std::string& path) {
     r = static_cast<uint16_t>(u >> 16);
   }
   std::ofstream(path, std::ios::binary)
-      .write(reinterpret_cast<const char*>(rows.data()), static_cast<std::streamsize>(rows.size() * 2));
+      .write(reinterpret_cast<const char*>(rows.data()),
+             static_cast<std::streamsize>(rows.size() * 2));
 }
 
 // A model directory of `layers` layers shaped like pulsar2's output, in a fresh temporary

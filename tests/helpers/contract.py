@@ -55,7 +55,7 @@ def prefill_feed(sess, group, rows, keys, values, history, dtype, rng):
     mask = np.full((1, p, width), blocked(dtype), np.float32)
     for r in range(n):
         mask[0, r, :history] = 0
-        mask[0, r, cap:cap + r + 1] = 0
+        mask[0, r, cap : cap + r + 1] = 0
     indices = np.zeros((1, p), np.uint32)
     indices[0, :n] = np.arange(history, history + n)
     return {

@@ -10,18 +10,26 @@ import subprocess
 import sys
 from pathlib import Path
 
+from axllm.build import BuildOptions, build
 from helpers.tiny_models import TinyConfig, make_model, save_model
 from helpers.tiny_tokenizer import write_tiny_tokenizer
-
-from axllm.build import BuildOptions, build
 
 
 def host_and_npu_models(root: Path, cfg: TinyConfig) -> tuple[Path, Path]:
     """(host build dir, stand-in .axmodel dir) of ``cfg`` (P=8, C=64, history groups 8 and 16)."""
     hf = save_model(make_model(cfg), root / "hf")
     write_tiny_tokenizer(hf)
-    host = build(hf, root / "host", BuildOptions(prefill_len=8, kv_cache_len=64, last_kv_cache_len=[8, 16],
-                                                  hidden_state_type="bf16", weight_type="bf16"))
+    host = build(
+        hf,
+        root / "host",
+        BuildOptions(
+            prefill_len=8,
+            kv_cache_len=64,
+            last_kv_cache_len=[8, 16],
+            hidden_state_type="bf16",
+            weight_type="bf16",
+        ),
+    )
     npu = root / "npu"
     npu.mkdir()
     for f in host.iterdir():
@@ -35,9 +43,15 @@ def host_and_npu_models(root: Path, cfg: TinyConfig) -> tuple[Path, Path]:
 def run_python(code: str, env_extra: dict, timeout: float = 180) -> subprocess.CompletedProcess:
     """Runs ``code`` in a fresh interpreter (the vendor libraries open once per process), without
     any stand-in settings inherited from this process, plus ``env_extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AXLLM_AX", "AXLLM_STANDIN", "AXLLM_DEVICES"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AXLLM_AX", "AXLLM_STANDIN", "AXLLM_DEVICES"))
+    }
     env.update(env_extra)
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=timeout
+    )
 
 
 def session_parity_code(host: Path, npu: Path) -> str:
@@ -46,8 +60,8 @@ def session_parity_code(host: Path, npu: Path) -> str:
     identical outputs for the same feed. Prints OK."""
     return f"""
 import numpy as np, axllm
-s = axllm.InferenceSession({str(npu / 'llama_p8_l0_together.axmodel')!r})
-c = axllm.InferenceSession({str(host / 'llama_p8_l0_together.hostmodel')!r})
+s = axllm.InferenceSession({str(npu / "llama_p8_l0_together.axmodel")!r})
+c = axllm.InferenceSession({str(host / "llama_p8_l0_together.hostmodel")!r})
 assert s.num_groups == c.num_groups == 4
 feed = {{i.name: np.ones(i.shape, i.dtype) for i in s.get_inputs(1)}}
 a = s.run(None, feed, shape_group=1)
@@ -89,9 +103,12 @@ def session_close_code(model_file: Path, ledger: Path, prefixes: tuple[str, ...]
     """A script opening ``model_file`` through InferenceSession, running group 1, closing it,
     checking that run then raises ClosedError naming the file, then running group 0 in a ``with``
     block. Prints the ``prefixes`` counts after the first run, after close and at the end."""
-    return f"""
+    return (
+        """
 import json, numpy as np, axllm
-""" + ledger_counter(ledger, prefixes) + f"""
+"""
+        + ledger_counter(ledger, prefixes)
+        + f"""
 path = {str(model_file)!r}
 s = axllm.InferenceSession(path)
 s.run(None, {{i.name: np.ones(i.shape, i.dtype) for i in s.get_inputs(1)}}, shape_group=1)
@@ -107,6 +124,7 @@ with axllm.InferenceSession(path) as t:
     t.run(None, {{i.name: np.ones(i.shape, i.dtype) for i in t.get_inputs(0)}}, shape_group=0)
 print(json.dumps([opened, closed, count()]))
 """
+    )
 
 
 def check_session_close_counts(stdout: str) -> None:
@@ -115,5 +133,6 @@ def check_session_close_counts(stdout: str) -> None:
     opened, closed, after_with = json.loads(stdout.splitlines()[-1])
     assert opened[0] > 0 and opened[1] == 0 and opened[2] == 1
     assert closed == [opened[0], opened[0], 1, 1], "close() frees every block and unloads the model"
-    assert after_with[0] > closed[0] and after_with[1] == after_with[0] and after_with[3] == 2, \
+    assert after_with[0] > closed[0] and after_with[1] == after_with[0] and after_with[3] == 2, (
         "leaving the with block closes"
+    )

@@ -28,8 +28,10 @@ class TinyConfig:
 
     @property
     def id(self) -> str:
-        return (f"{self.model_type}-h{self.hidden_size}-nh{self.num_heads}-kv{self.num_kv_heads}"
-                f"{'-tied' if self.tie else ''}{'-llama3rope' if self.rope_scaling else ''}")
+        return (
+            f"{self.model_type}-h{self.hidden_size}-nh{self.num_heads}-kv{self.num_kv_heads}"
+            f"{'-tied' if self.tie else ''}{'-llama3rope' if self.rope_scaling else ''}"
+        )
 
 
 def make_model(cfg: TinyConfig) -> torch.nn.Module:
@@ -102,6 +104,7 @@ def layer_reference(model: torch.nn.Module, embeds: np.ndarray) -> LayerReferenc
     captured_out: dict[int, torch.Tensor] = {}
     hooks = []
     for i, layer in enumerate(layers):
+
         def pre(mod, args, kwargs, i=i):
             captured_in[i] = (args[0] if args else kwargs["hidden_states"]).detach().clone()
 
@@ -112,8 +115,7 @@ def layer_reference(model: torch.nn.Module, embeds: np.ndarray) -> LayerReferenc
         hooks.append(layer.register_forward_hook(post, with_kwargs=True))
     try:
         with torch.no_grad():
-            res = model(inputs_embeds=torch.from_numpy(embeds.astype(np.float32))[None],
-                        use_cache=True)
+            res = model(inputs_embeds=torch.from_numpy(embeds.astype(np.float32))[None], use_cache=True)
     finally:
         for h in hooks:
             h.remove()

@@ -29,14 +29,18 @@ def write_tiny_tokenizer(directory: Path, eos_token_ids: list[int] | None = None
     directory.mkdir(parents=True, exist_ok=True)
     tok.save(str(directory / "tokenizer.json"))
     ids = {s: tok.token_to_id(s) for s in SPECIALS}
-    (directory / "tokenizer_config.json").write_text(json.dumps({
-        "tokenizer_class": "PreTrainedTokenizerFast",
-        "eos_token": "<|im_end|>",
-        "pad_token": "<|endoftext|>",
-        "bos_token": None,
-        "chat_template": CHATML,
-        "clean_up_tokenization_spaces": False,
-    }))
+    (directory / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "tokenizer_class": "PreTrainedTokenizerFast",
+                "eos_token": "<|im_end|>",
+                "pad_token": "<|endoftext|>",
+                "bos_token": None,
+                "chat_template": CHATML,
+                "clean_up_tokenization_spaces": False,
+            }
+        )
+    )
     eos = eos_token_ids if eos_token_ids is not None else [ids["<|im_end|>"], ids["<|endoftext|>"]]
     (directory / "generation_config.json").write_text(json.dumps({"eos_token_id": eos}))
     return ids

@@ -12,7 +12,8 @@ enum class DType : uint8_t { kBF16, kFP16, kFP32, kUInt32, kInt32, kUInt8, kInt8
 
 // Bytes per element.
 size_t dtype_size(DType dtype);
-// Short name used in files and messages: "bf16", "fp16", "fp32", "uint32", "int32", "uint8", "int8".
+// Short name used in files and messages: "bf16", "fp16", "fp32", "uint32", "int32", "uint8",
+// "int8".
 const char* dtype_name(DType dtype);
 // Inverse of dtype_name; also accepts numpy's names ("bfloat16", "float16", "float32").
 // Throws std::invalid_argument naming `what` when the name is unknown.

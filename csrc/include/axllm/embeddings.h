@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "axllm/dtype.h"
 #include "axllm/backend.h"
+#include "axllm/dtype.h"
 
 namespace axllm {
 

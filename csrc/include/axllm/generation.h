@@ -30,7 +30,9 @@ struct GenerationMetrics {
   double prefill_ms = 0;         // first step's start to the end of the prefill
   double ttft_ms = 0;            // first step's start to the first token sampled
   double decode_ms = 0;          // first token to the last step
-  double prefill_tokens_per_s() const { return prefill_ms > 0 ? prompt_tokens * 1e3 / prefill_ms : 0; }
+  double prefill_tokens_per_s() const {
+    return prefill_ms > 0 ? prompt_tokens * 1e3 / prefill_ms : 0;
+  }
   // Tokens after the first, per second of decoding (the first token's cost is in ttft_ms).
   double decode_tokens_per_s() const {
     return decode_ms > 0 && generated_tokens > 1 ? (generated_tokens - 1) * 1e3 / decode_ms : 0;
@@ -58,8 +60,8 @@ class Generation {
  public:
   // Made by Llm::generate (the prompt already fitted, the sampling resolved).
   Generation(std::shared_ptr<Llm> llm, std::vector<int32_t> prompt, std::vector<int32_t> eos_ids,
-             const GenerationConfig& config, const SamplingParams& sampling, bool reuse_kv, uint64_t serial,
-             std::shared_ptr<std::atomic<bool>> cancel);
+             const GenerationConfig& config, const SamplingParams& sampling, bool reuse_kv,
+             uint64_t serial, std::shared_ptr<std::atomic<bool>> cancel);
 
   // Runs one step. After a finish it keeps returning {-1, finish}. Throws BusyError when another
   // thread is running a step on the model, ClosedError after Llm::close(), EngineError on engine

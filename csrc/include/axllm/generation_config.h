@@ -44,8 +44,8 @@ struct GenerationConfig {
   static constexpr size_t kMaxStopStrings = 16;
   // Every field, in declaration order (the binding, the REPL and the server follow this list).
   static constexpr std::array<std::string_view, 11> kFieldNames = {
-      "max_new_tokens", "temperature", "top_k", "top_p", "min_p", "repetition_penalty",
-      "presence_penalty", "frequency_penalty", "seed", "stop", "overflow"};
+      "max_new_tokens",   "temperature",       "top_k", "top_p", "min_p",   "repetition_penalty",
+      "presence_penalty", "frequency_penalty", "seed",  "stop",  "overflow"};
 
   // Whether any sampling field (temperature .. frequency_penalty) is set.
   bool has_sampling() const;
@@ -58,7 +58,8 @@ struct GenerationConfig {
 // The sampler parameters a generation runs with: `model_default` when `config` sets no sampling
 // field, else Hugging Face semantics with the fields `config` sets (the others at their neutral
 // values). A seed set in `config` applies in both cases.
-SamplingParams resolve_sampling(const GenerationConfig& config, const SamplingParams& model_default);
+SamplingParams resolve_sampling(const GenerationConfig& config,
+                                const SamplingParams& model_default);
 
 // How many prompt tokens a generation accepts under `config` with a context of `context` tokens:
 // the whole context for kError; otherwise the context minus room to generate

@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "axllm/embeddings.h"
 #include "axllm/backend.h"
+#include "axllm/embeddings.h"
 #include "axllm/generation.h"
 #include "axllm/generation_config.h"
 #include "axllm/kv_cache.h"
@@ -77,14 +77,15 @@ class Llm : public std::enable_shared_from_this<Llm> {
   int64_t prompt_limit(const GenerationConfig& config) const;
   // `prompt` checked (ids in the vocabulary, not empty) and fitted to the context per
   // config.overflow (see axllm::fit_prompt). Throws std::invalid_argument, ContextOverflowError.
-  std::vector<int32_t> fit_prompt(std::vector<int32_t> prompt, const GenerationConfig& config) const;
+  std::vector<int32_t> fit_prompt(std::vector<int32_t> prompt,
+                                  const GenerationConfig& config) const;
 
   // Starts a generation over fit_prompt(prompt, config); the KV cache is rebuilt from it on the
   // first step, reusing the longest common prefix with what it holds when `reuse_kv`. A generation
   // started earlier and still running is superseded (it finishes as cancelled). Throws what
   // fit_prompt and config.validate() throw, and ClosedError.
-  std::unique_ptr<Generation> generate(std::vector<int32_t> prompt, const GenerationConfig& config = {},
-                                       bool reuse_kv = true);
+  std::unique_ptr<Generation> generate(std::vector<int32_t> prompt,
+                                       const GenerationConfig& config = {}, bool reuse_kv = true);
   // Cancels the running generation, if any, at its next chunk, layer or step boundary. Thread-safe.
   void stop();
   // reset, rewind, restore and extend end a generation that is between steps (it finishes as

@@ -32,8 +32,8 @@ struct SamplingParams {
 };
 
 // Validates params; throws std::invalid_argument naming the field (e.g. "top_p must be in
-// (0, 1], got 1.5"). Ranges: temperature finite and >= 0; top_k >= 0; top_p in (0, 1]; min_p in [0, 1];
-// repetition_penalty finite and > 0; presence/frequency penalties finite; penalty_window >= 0.
+// (0, 1], got 1.5"). Ranges: temperature finite and >= 0; top_k >= 0; top_p in (0, 1]; min_p in [0,
+// 1]; repetition_penalty finite and > 0; presence/frequency penalties finite; penalty_window >= 0.
 // Fields of the other mode must keep their defaults: kHf rejects enable_top_p, enable_top_k and
 // a penalty_window other than 20; kVendor rejects min_p, presence_penalty and
 // frequency_penalty, and requires top_k >= 1 with enable_top_k.

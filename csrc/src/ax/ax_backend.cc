@@ -27,7 +27,8 @@ class AxBuffer final : public Buffer {
     const AxApi& api = ax_api();
     static const AX_S8 kToken[] = "axllm";
     void* vir = nullptr;
-    ax_check(api.mem_alloc_cached(&phy_, &vir, static_cast<AX_U32>(std::max<size_t>(bytes, 1)), 128, kToken),
+    ax_check(api.mem_alloc_cached(&phy_, &vir, static_cast<AX_U32>(std::max<size_t>(bytes, 1)), 128,
+                                  kToken),
              "AX_SYS_MemAllocCached", "allocating " + std::to_string(bytes) + " bytes of CMM");
     vir_ = static_cast<uint8_t*>(vir);
     std::memset(vir_, 0, bytes);
@@ -63,7 +64,9 @@ class AxBuffer final : public Buffer {
   uint8_t* vir() const { return vir_; }
 
  private:
-  void check(size_t offset, size_t n) const { check_buffer_range("CMM buffer access", offset, n, size_); }
+  void check(size_t offset, size_t n) const {
+    check_buffer_range("CMM buffer access", offset, n, size_);
+  }
   AX_U64 phy_ = 0;
   uint8_t* vir_ = nullptr;
   size_t size_;
@@ -96,7 +99,8 @@ class AxModel final : public Model {
     const AxApi& api = ax_api();
     std::ifstream f(path, std::ios::binary);
     if (!f) throw ModelLoadError(path + ": cannot open");
-    const std::vector<char> data((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    const std::vector<char> data((std::istreambuf_iterator<char>(f)),
+                                 std::istreambuf_iterator<char>());
     if (data.empty()) throw ModelLoadError(path + ": file is empty");
     ax_check(api.create_handle(&handle_, data.data(), static_cast<AX_U32>(data.size())),
              "AX_ENGINE_CreateHandle", path);
@@ -108,8 +112,10 @@ class AxModel final : public Model {
         AX_ENGINE_IO_INFO_T* info = nullptr;
         ax_check(api.group_io_info(handle_, g, &info), "AX_ENGINE_GetGroupIOInfo", path);
         GroupSpec spec;
-        for (AX_U32 i = 0; i < info->nInputSize; ++i) spec.inputs.push_back(describe(info->pInputs[i], g));
-        for (AX_U32 i = 0; i < info->nOutputSize; ++i) spec.outputs.push_back(describe(info->pOutputs[i], g));
+        for (AX_U32 i = 0; i < info->nInputSize; ++i)
+          spec.inputs.push_back(describe(info->pInputs[i], g));
+        for (AX_U32 i = 0; i < info->nOutputSize; ++i)
+          spec.outputs.push_back(describe(info->pOutputs[i], g));
         groups_.push_back(std::move(spec));
       }
     } catch (...) {
@@ -132,10 +138,12 @@ class AxModel final : public Model {
   const std::string& path() const override { return path_; }
   const std::vector<GroupSpec>& groups() const override { return groups_; }
 
-  void bind(int group, std::string_view tensor, std::shared_ptr<Buffer> buffer, size_t offset) override {
+  void bind(int group, std::string_view tensor, std::shared_ptr<Buffer> buffer,
+            size_t offset) override {
     check_group(group);
     if (!dynamic_cast<AxBuffer*>(buffer.get())) {
-      throw std::invalid_argument(path_ + ": tensor '" + std::string(tensor) + "': buffer was not made by the ax backend");
+      throw std::invalid_argument(path_ + ": tensor '" + std::string(tensor) +
+                                  "': buffer was not made by the ax backend");
     }
     const GroupSpec& spec = groups_[group];
     int i = find_tensor(spec.inputs, tensor, group);
@@ -148,12 +156,13 @@ class AxModel final : public Model {
       slot = &outputs_[group][i];
       ts = &spec.outputs[i];
     } else {
-      throw std::invalid_argument(path_ + ": group " + std::to_string(group) + " has no tensor named '" +
-                                  std::string(tensor) + "'");
+      throw std::invalid_argument(path_ + ": group " + std::to_string(group) +
+                                  " has no tensor named '" + std::string(tensor) + "'");
     }
     if (offset > buffer->size() || buffer->size() - offset < ts->bytes) {
-      throw std::invalid_argument(path_ + ": tensor '" + ts->name + "' needs " + std::to_string(ts->bytes) +
-                                  " bytes at offset " + std::to_string(offset));
+      throw std::invalid_argument(path_ + ": tensor '" + ts->name + "' needs " +
+                                  std::to_string(ts->bytes) + " bytes at offset " +
+                                  std::to_string(offset));
     }
     slot->buffer = std::move(buffer);
     slot->offset = offset;
@@ -199,16 +208,20 @@ class AxModel final : public Model {
   TensorSpec describe(const AX_ENGINE_IOMETA_T& m, AX_U32 group) {
     const std::string name = m.pName ? m.pName : "";
     std::vector<int64_t> shape(m.pShape, m.pShape + m.nShapeSize);
-    TensorSpec t = make_tensor_spec(name, shape, from_ax(m.eDataType, path_ + " group " + std::to_string(group) + " '" + name + "'"));
+    TensorSpec t = make_tensor_spec(
+        name, shape,
+        from_ax(m.eDataType, path_ + " group " + std::to_string(group) + " '" + name + "'"));
     if (t.bytes != m.nSize) {
-      throw ModelLoadError(path_ + ": group " + std::to_string(group) + " tensor '" + name + "' reports " +
-                           std::to_string(m.nSize) + " bytes for " + shape_string(shape));
+      throw ModelLoadError(path_ + ": group " + std::to_string(group) + " tensor '" + name +
+                           "' reports " + std::to_string(m.nSize) + " bytes for " +
+                           shape_string(shape));
     }
     return t;
   }
   void check_group(int group) const {
     if (group < 0 || static_cast<size_t>(group) >= groups_.size()) {
-      throw std::invalid_argument(path_ + ": shape group " + std::to_string(group) + " is out of range");
+      throw std::invalid_argument(path_ + ": shape group " + std::to_string(group) +
+                                  " is out of range");
     }
   }
 
@@ -229,7 +242,9 @@ class AxBackend final : public Backend {
     check_placement(*this, path, placement);
     return std::make_unique<AxModel>(path);
   }
-  std::shared_ptr<Buffer> allocate(size_t bytes) override { return std::make_shared<AxBuffer>(bytes); }
+  std::shared_ptr<Buffer> allocate(size_t bytes) override {
+    return std::make_shared<AxBuffer>(bytes);
+  }
 };
 
 }  // namespace

@@ -15,9 +15,11 @@ namespace {
 
 void* open_library(const char* name, std::string& tried) {
   std::vector<std::string> candidates;
-  if (const char* dir = std::getenv("AXLLM_AX_LIB_DIR")) candidates.push_back(std::string(dir) + "/" + name);
+  if (const char* dir = std::getenv("AXLLM_AX_LIB_DIR"))
+    candidates.push_back(std::string(dir) + "/" + name);
   candidates.push_back(name);
-  for (const char* dir : {"/soc/lib", "/opt/lib", "/usr/lib"}) candidates.push_back(std::string(dir) + "/" + name);
+  for (const char* dir : {"/soc/lib", "/opt/lib", "/usr/lib"})
+    candidates.push_back(std::string(dir) + "/" + name);
   for (const auto& c : candidates) {
     if (void* h = ::dlopen(c.c_str(), RTLD_NOW | RTLD_GLOBAL)) {
       log(LogLevel::kInfo, "ax backend: loaded " + c);
@@ -33,8 +35,9 @@ void resolve(void* lib, const char* lib_name, const char* symbol, F& out) {
   ::dlerror();
   void* p = ::dlsym(lib, symbol);
   if (!p) {
-    throw EngineError("dlsym", 0, std::string(lib_name) + " has no symbol " + symbol +
-                                      " (an SDK too old or not AXERA's library?)");
+    throw EngineError("dlsym", 0,
+                      std::string(lib_name) + " has no symbol " + symbol +
+                          " (an SDK too old or not AXERA's library?)");
   }
   out = reinterpret_cast<F>(p);
 }
@@ -44,8 +47,9 @@ AxApi load_api() {
   void* sys = open_library("libax_sys.so", tried);
   void* engine = sys ? open_library("libax_engine.so", tried) : nullptr;
   if (!sys || !engine) {
-    throw EngineError("dlopen", 0, std::string("AXERA NPU libraries not found (libax_sys.so, ") +
-                                       "libax_engine.so); tried:" + tried);
+    throw EngineError("dlopen", 0,
+                      std::string("AXERA NPU libraries not found (libax_sys.so, ") +
+                          "libax_engine.so); tried:" + tried);
   }
   AxApi api{};
   resolve(sys, "libax_sys.so", "AX_SYS_Init", api.sys_init);
@@ -83,7 +87,8 @@ void ax_check(int code, const char* function, const std::string& what) {
   if (code == 0) return;
   char hex[16];
   std::snprintf(hex, sizeof hex, "0x%08X", static_cast<unsigned>(code));
-  throw EngineError(function, code, std::string(function) + " failed with " + hex + " (" + what + ")");
+  throw EngineError(function, code,
+                    std::string(function) + " failed with " + hex + " (" + what + ")");
 }
 
 const AxApi& ax_api() {

@@ -48,7 +48,8 @@ class Device {
       std::exception_ptr e;
       try {
         const AxclApi& api = axcl_api();
-        const std::string what = "card " + std::to_string(ordinal_) + " (device id " + std::to_string(id_) + ")";
+        const std::string what =
+            "card " + std::to_string(ordinal_) + " (device id " + std::to_string(id_) + ")";
         axcl_check(api.set_device(id_), "axclrtSetDevice", what);
         axcl_check(api.create_context(&context_, id_), "axclrtCreateContext", what);
         axcl_check(api.set_current_context(context_), "axclrtSetCurrentContext", what);
@@ -188,7 +189,8 @@ class AxclBuffer final : public Buffer {
     uint8_t* dst = place(*fallback_) + offset;
     if (n == 0) return;
     dev_->call([&] {
-      axcl_check(axcl_api().memcpy(dst, src, n, AXCL_MEMCPY_HOST_TO_DEVICE), "axclrtMemcpy", "host to device");
+      axcl_check(axcl_api().memcpy(dst, src, n, AXCL_MEMCPY_HOST_TO_DEVICE), "axclrtMemcpy",
+                 "host to device");
     });
   }
   void read(size_t offset, void* dst, size_t n) const override {
@@ -196,7 +198,8 @@ class AxclBuffer final : public Buffer {
     const uint8_t* src = const_cast<AxclBuffer*>(this)->place(*fallback_) + offset;
     if (n == 0) return;
     dev_->call([&] {
-      axcl_check(axcl_api().memcpy(dst, src, n, AXCL_MEMCPY_DEVICE_TO_HOST), "axclrtMemcpy", "device to host");
+      axcl_check(axcl_api().memcpy(dst, src, n, AXCL_MEMCPY_DEVICE_TO_HOST), "axclrtMemcpy",
+                 "device to host");
     });
   }
   void copy_from(const Buffer& src, size_t src_offset, size_t dst_offset, size_t n) override {
@@ -221,7 +224,9 @@ class AxclBuffer final : public Buffer {
     check_buffer_range("device buffer access", offset, n, size_);
     uint8_t* dst = place(*fallback_) + offset;
     if (n == 0) return;
-    dev_->call([&] { axcl_check(axcl_api().memset(dst, value, n), "axclrtMemset", "filling device memory"); });
+    dev_->call([&] {
+      axcl_check(axcl_api().memset(dst, value, n), "axclrtMemset", "filling device memory");
+    });
   }
 
   // The device pointer, allocating (zeroed) on `dev` if not placed yet.
@@ -232,7 +237,8 @@ class AxclBuffer final : public Buffer {
     dev.call([&] {
       const AxclApi& api = axcl_api();
       axcl_check(api.malloc(&p, bytes, AXCL_MEM_MALLOC_HUGE_FIRST), "axclrtMalloc",
-                 "allocating " + std::to_string(bytes) + " bytes on card " + std::to_string(dev.ordinal()));
+                 "allocating " + std::to_string(bytes) + " bytes on card " +
+                     std::to_string(dev.ordinal()));
       const int rc = api.memset(p, 0, bytes);
       if (rc != 0) api.free(p);
       axcl_check(rc, "axclrtMemset", "zeroing new device memory");
@@ -304,9 +310,11 @@ class AxclModel final : public Model {
   const std::string& path() const override { return path_; }
   const std::vector<GroupSpec>& groups() const override { return groups_; }
 
-  void bind(int group, std::string_view tensor, std::shared_ptr<Buffer> buffer, size_t offset) override {
+  void bind(int group, std::string_view tensor, std::shared_ptr<Buffer> buffer,
+            size_t offset) override {
     check_group(group);
-    if (!buffer) throw std::invalid_argument(path_ + ": tensor '" + std::string(tensor) + "': null buffer");
+    if (!buffer)
+      throw std::invalid_argument(path_ + ": tensor '" + std::string(tensor) + "': null buffer");
     const GroupSpec& spec = groups_[group];
     bool is_input = true;
     int i = find_tensor(spec.inputs, tensor, group);
@@ -315,14 +323,15 @@ class AxclModel final : public Model {
       i = find_tensor(spec.outputs, tensor, group);
     }
     if (i < 0) {
-      throw std::invalid_argument(path_ + ": group " + std::to_string(group) + " has no tensor named '" +
-                                  std::string(tensor) + "'");
+      throw std::invalid_argument(path_ + ": group " + std::to_string(group) +
+                                  " has no tensor named '" + std::string(tensor) + "'");
     }
     const TensorSpec& ts = is_input ? spec.inputs[i] : spec.outputs[i];
     Slot& slot = is_input ? inputs_[group][i] : outputs_[group][i];
     if (offset > buffer->size() || buffer->size() - offset < ts.bytes) {
-      throw std::invalid_argument(path_ + ": tensor '" + ts.name + "' needs " + std::to_string(ts.bytes) +
-                                  " bytes at offset " + std::to_string(offset));
+      throw std::invalid_argument(path_ + ": tensor '" + ts.name + "' needs " +
+                                  std::to_string(ts.bytes) + " bytes at offset " +
+                                  std::to_string(offset));
     }
     uint8_t* address = nullptr;
     auto* local = dynamic_cast<AxclBuffer*>(buffer.get());
@@ -368,8 +377,9 @@ class AxclModel final : public Model {
       if (!outputs_[group][i].buffer) unbound(group, spec.outputs[i]);
     }
     dev_.call([&] {
-      axcl_check(axcl_api().execute(model_id_, context_id_, static_cast<uint32_t>(group), ios_[group]),
-                 "axclrtEngineExecute", path_ + " group " + std::to_string(group));
+      axcl_check(
+          axcl_api().execute(model_id_, context_id_, static_cast<uint32_t>(group), ios_[group]),
+          "axclrtEngineExecute", path_ + " group " + std::to_string(group));
     });
     for (Slot& s : outputs_[group]) {
       if (s.staged) {
@@ -386,7 +396,8 @@ class AxclModel final : public Model {
     axcl_check(api.load_from_file(path_.c_str(), &model_id_), "axclrtEngineLoadFromFile", path_);
     loaded_ = true;
     try {
-      axcl_check(api.engine_create_context(model_id_, &context_id_), "axclrtEngineCreateContext", path_);
+      axcl_check(api.engine_create_context(model_id_, &context_id_), "axclrtEngineCreateContext",
+                 path_);
       axcl_check(api.get_io_info(model_id_, &info_), "axclrtEngineGetIOInfo", path_);
       int32_t count = 0;
       axcl_check(api.shape_groups_count(info_, &count), "axclrtEngineGetShapeGroupsCount", path_);
@@ -394,8 +405,10 @@ class AxclModel final : public Model {
       const uint32_t n_out = api.num_outputs(info_);
       for (int32_t g = 0; g < count; ++g) {
         GroupSpec spec;
-        for (uint32_t i = 0; i < n_in; ++i) spec.inputs.push_back(describe(true, static_cast<uint32_t>(g), i));
-        for (uint32_t i = 0; i < n_out; ++i) spec.outputs.push_back(describe(false, static_cast<uint32_t>(g), i));
+        for (uint32_t i = 0; i < n_in; ++i)
+          spec.inputs.push_back(describe(true, static_cast<uint32_t>(g), i));
+        for (uint32_t i = 0; i < n_out; ++i)
+          spec.outputs.push_back(describe(false, static_cast<uint32_t>(g), i));
         groups_.push_back(std::move(spec));
         axclrtEngineIO io = nullptr;
         axcl_check(api.create_io(info_, &io), "axclrtEngineCreateIO", path_);
@@ -422,7 +435,8 @@ class AxclModel final : public Model {
     const std::string name = raw ? raw : "";
     const std::string where = path_ + " group " + std::to_string(group) + " '" + name + "'";
     axclrtEngineIODims dims{};
-    axcl_check(input ? api.input_dims(info_, group, index, &dims) : api.output_dims(info_, group, index, &dims),
+    axcl_check(input ? api.input_dims(info_, group, index, &dims)
+                     : api.output_dims(info_, group, index, &dims),
                fn, where);
     if (dims.dimCount < 0 || dims.dimCount > AXCLRT_ENGINE_MAX_DIM_CNT) {
       throw ModelLoadError(where + ": rank " + std::to_string(dims.dimCount) + " is out of range");
@@ -432,20 +446,23 @@ class AxclModel final : public Model {
     axcl_check(input ? api.input_dtype(info_, index, &type) : api.output_dtype(info_, index, &type),
                input ? "axclrtEngineGetInputDataType" : "axclrtEngineGetOutputDataType", where);
     TensorSpec t = make_tensor_spec(name, shape, from_axcl(type, where));
-    const uint64_t size = input ? api.input_size(info_, group, index) : api.output_size(info_, group, index);
+    const uint64_t size =
+        input ? api.input_size(info_, group, index) : api.output_size(info_, group, index);
     if (t.bytes != size) {
-      throw ModelLoadError(where + ": reports " + std::to_string(size) + " bytes for " + dtype_name(t.dtype) +
-                           shape_string(shape));
+      throw ModelLoadError(where + ": reports " + std::to_string(size) + " bytes for " +
+                           dtype_name(t.dtype) + shape_string(shape));
     }
     return t;
   }
   void check_group(int group) const {
     if (group < 0 || static_cast<size_t>(group) >= groups_.size()) {
-      throw std::invalid_argument(path_ + ": shape group " + std::to_string(group) + " is out of range");
+      throw std::invalid_argument(path_ + ": shape group " + std::to_string(group) +
+                                  " is out of range");
     }
   }
   [[noreturn]] void unbound(int group, const TensorSpec& t) const {
-    throw std::invalid_argument(path_ + ": group " + std::to_string(group) + " tensor '" + t.name + "' is not bound");
+    throw std::invalid_argument(path_ + ": group " + std::to_string(group) + " tensor '" + t.name +
+                                "' is not bound");
   }
 
   Device& dev_;
@@ -490,7 +507,8 @@ std::vector<int> devices_from_env() {
       out.push_back(std::stoi(item, &used));
       if (used != item.size()) throw std::invalid_argument(item);
     } catch (const std::exception&) {
-      throw std::invalid_argument(std::string("AXLLM_DEVICES='") + env + "': expected card numbers such as 0,1");
+      throw std::invalid_argument(std::string("AXLLM_DEVICES='") + env +
+                                  "': expected card numbers such as 0,1");
     }
   }
   return out;
@@ -501,7 +519,8 @@ std::vector<int> devices_from_env() {
 std::shared_ptr<Backend> make_axcl_backend(const std::vector<int>& requested) {
   const AxclApi& api = axcl_api();
   if (api.devices.empty()) {
-    throw EngineError("axclrtGetDeviceList", 0, "libaxcl_rt reports no AXCL card (is the card's driver loaded?)");
+    throw EngineError("axclrtGetDeviceList", 0,
+                      "libaxcl_rt reports no AXCL card (is the card's driver loaded?)");
   }
   std::vector<int> ordinals = requested.empty() ? devices_from_env() : requested;
   if (ordinals.empty()) ordinals.push_back(0);
@@ -512,7 +531,8 @@ std::shared_ptr<Backend> make_axcl_backend(const std::vector<int>& requested) {
                                   std::to_string(api.devices.size()) + " found: 0.." +
                                   std::to_string(api.devices.size() - 1) + ")");
     }
-    if (!seen.insert(o).second) throw std::invalid_argument("AXCL card " + std::to_string(o) + " is listed twice");
+    if (!seen.insert(o).second)
+      throw std::invalid_argument("AXCL card " + std::to_string(o) + " is listed twice");
   }
   std::vector<Device*> devices;
   for (int o : ordinals) devices.push_back(&device(o));

@@ -60,8 +60,9 @@ void resolve(void* lib, const char* symbol, F& out) {
   ::dlerror();
   void* p = ::dlsym(lib, symbol);
   if (!p) {
-    throw EngineError("dlsym", 0, std::string(kLibrary) + " has no symbol " + symbol +
-                                      " (an AXCL runtime too old, or not AXERA's library?)");
+    throw EngineError("dlsym", 0,
+                      std::string(kLibrary) + " has no symbol " + symbol +
+                          " (an AXCL runtime too old, or not AXERA's library?)");
   }
   out = reinterpret_cast<F>(p);
 }
@@ -74,7 +75,9 @@ void finalize_at_exit() {
 AxclApi load_api() {
   std::string tried;
   void* lib = open_library(tried);
-  if (!lib) throw EngineError("dlopen", 0, std::string("AXCL runtime not found (") + kLibrary + "); tried:" + tried);
+  if (!lib)
+    throw EngineError("dlopen", 0,
+                      std::string("AXCL runtime not found (") + kLibrary + "); tried:" + tried);
   AxclApi api{};
   resolve(lib, "axclInit", api.init);
   resolve(lib, "axclFinalize", api.finalize);
@@ -141,7 +144,8 @@ void axcl_check(int code, const char* function, const std::string& what) {
   if (code == 0) return;
   char hex[16];
   std::snprintf(hex, sizeof hex, "0x%08X", static_cast<unsigned>(code));
-  throw EngineError(function, code, std::string(function) + " failed with " + hex + " (" + what + ")");
+  throw EngineError(function, code,
+                    std::string(function) + " failed with " + hex + " (" + what + ")");
 }
 
 void axcl_at_exit(void (*hook)()) { g_exit_hook.store(hook); }

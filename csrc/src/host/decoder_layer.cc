@@ -12,7 +12,20 @@ namespace {
 
 // Workspace slots used by a layer run.
 enum Slot : size_t {
-  kMask, kX, kNorm, kQ, kK, kV, kAttn, kTmp, kGate, kUp, kKeys, kValues, kMaskKeys, kScores,
+  kMask,
+  kX,
+  kNorm,
+  kQ,
+  kK,
+  kV,
+  kAttn,
+  kTmp,
+  kGate,
+  kUp,
+  kKeys,
+  kValues,
+  kMaskKeys,
+  kScores,
   kRope,
 };
 enum IntSlot : size_t { kOpenCols, kRowOpen };
@@ -34,8 +47,7 @@ void apply_rope(float* x, int64_t n_heads, int64_t head_dim, const float* cos_si
 
 }  // namespace
 
-void rms_norm(const float* x, const float* weight, float eps, int64_t rows, int64_t n,
-              float* out) {
+void rms_norm(const float* x, const float* weight, float eps, int64_t rows, int64_t n, float* out) {
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * n;
     float* o = out + r * n;
@@ -86,7 +98,8 @@ DecoderLayer::DecoderLayer(const HostModelFile& f) {
   down_ = linear(f, "mlp.down_proj", hidden_, ffn_);
 }
 
-void DecoderLayer::reserve(Workspace& ws, int64_t max_rows, int64_t max_width, int n_threads) const {
+void DecoderLayer::reserve(Workspace& ws, int64_t max_rows, int64_t max_width,
+                           int n_threads) const {
   const size_t n = static_cast<size_t>(std::max<int64_t>(max_rows, 1));
   const size_t keys = static_cast<size_t>(max_width);
   const size_t qd = static_cast<size_t>(n_heads_ * head_dim_);

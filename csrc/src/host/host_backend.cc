@@ -33,8 +33,9 @@ int find_tensor(const std::vector<TensorSpec>& specs, std::string_view name, int
 void check_placement(const Backend& backend, const std::string& path, int placement) {
   const int n = backend.num_placements();
   if (placement < 0 || placement >= n) {
-    throw std::out_of_range(path + ": placement " + std::to_string(placement) + " does not exist (the " +
-                            backend.name() + " backend has " + std::to_string(n) + ")");
+    throw std::out_of_range(path + ": placement " + std::to_string(placement) +
+                            " does not exist (the " + backend.name() + " backend has " +
+                            std::to_string(n) + ")");
   }
 }
 
@@ -46,8 +47,8 @@ constexpr size_t kBufferAlignment = 64;
 class HostBuffer final : public Buffer {
  public:
   explicit HostBuffer(size_t bytes) : size_(bytes) {
-    const size_t alloc = (std::max<size_t>(bytes, 1) + kBufferAlignment - 1) / kBufferAlignment *
-                         kBufferAlignment;
+    const size_t alloc =
+        (std::max<size_t>(bytes, 1) + kBufferAlignment - 1) / kBufferAlignment * kBufferAlignment;
     data_ = static_cast<uint8_t*>(std::aligned_alloc(kBufferAlignment, alloc));
     if (!data_) throw std::bad_alloc();
     std::memset(data_, 0, alloc);
@@ -129,7 +130,8 @@ class HostModel final : public Model {
     check_group(group);
     if (!dynamic_cast<HostBuffer*>(buffer.get())) {
       throw std::invalid_argument(path() + ": group " + std::to_string(group) + " tensor '" +
-                                  std::string(tensor) + "': buffer was not made by the host backend");
+                                  std::string(tensor) +
+                                  "': buffer was not made by the host backend");
     }
     const GroupSpec& spec = groups_[group];
     int i = find_tensor(spec.inputs, tensor, group);

@@ -20,7 +20,8 @@ constexpr size_t kDataAlignment = 64;
 int64_t parse_int(const std::string& path, const std::string& key, const std::string& token) {
   char* end = nullptr;
   const long long v = std::strtoll(token.c_str(), &end, 10);
-  if (token.empty() || *end != '\0') fail(path, "header key '" + key + "': not an integer: " + token);
+  if (token.empty() || *end != '\0')
+    fail(path, "header key '" + key + "': not an integer: " + token);
   return static_cast<int64_t>(v);
 }
 
@@ -46,7 +47,7 @@ std::vector<int64_t> parse_shape(const std::string& path, const std::string& nam
 }
 
 // The integer and real header keys, by name.
-int64_t HostModelHeader::*int_field(const std::string& key) {
+int64_t HostModelHeader::* int_field(const std::string& key) {
   static const std::pair<const char*, int64_t HostModelHeader::*> kFields[] = {
       {"layer_index", &HostModelHeader::layer_index},
       {"hidden_size", &HostModelHeader::hidden_size},
@@ -64,7 +65,7 @@ int64_t HostModelHeader::*int_field(const std::string& key) {
   return nullptr;
 }
 
-double HostModelHeader::*double_field(const std::string& key) {
+double HostModelHeader::* double_field(const std::string& key) {
   if (key == "rms_norm_eps") return &HostModelHeader::rms_norm_eps;
   if (key == "attention_scaling") return &HostModelHeader::attention_scaling;
   return nullptr;
@@ -113,10 +114,10 @@ HostModelFile::HostModelFile(const std::string& path) : file_(path) {
     } else if (key == "arch") {
       need(1);
       header_.arch = args[0];
-    } else if (int64_t HostModelHeader::*field = int_field(key)) {
+    } else if (int64_t HostModelHeader::* field = int_field(key)) {
       need(1);
       header_.*field = parse_int(path, key, args[0]);
-    } else if (double HostModelHeader::*field = double_field(key)) {
+    } else if (double HostModelHeader::* field = double_field(key)) {
       need(1);
       header_.*field = parse_double(path, key, args[0]);
     } else if (key == "io_dtype") {
@@ -137,7 +138,8 @@ HostModelFile::HostModelFile(const std::string& path) : file_(path) {
       const int64_t nbytes = parse_int(path, key, args[4]);
       size_t expected = dtype_size(e.dtype);
       bool overflow = false;
-      for (int64_t d : e.shape) overflow |= __builtin_mul_overflow(expected, static_cast<size_t>(d), &expected);
+      for (int64_t d : e.shape)
+        overflow |= __builtin_mul_overflow(expected, static_cast<size_t>(d), &expected);
       if (overflow || offset < 0 || nbytes < 0 || static_cast<size_t>(nbytes) != expected) {
         fail(path, "tensor '" + e.name + "': byte size " + args[4] + " does not match " +
                        dtype_name(e.dtype) + shape_string(e.shape));

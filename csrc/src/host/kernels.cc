@@ -106,14 +106,16 @@ AXLLM_INLINE void rows_impl(const float* x, int64_t n, int64_t k, int64_t xs, co
       const WT* wr = w + r * ws;
       const float* br = bias ? bias + r : nullptr;
       int64_t t = t0;
-      for (; t + NT <= t1; t += NT) tile<L, NT, NW>(x + t * xs, xs, wr, ws, k, br, y + t * ys + r, ys);
+      for (; t + NT <= t1; t += NT)
+        tile<L, NT, NW>(x + t * xs, xs, wr, ws, k, br, y + t * ys + r, ys);
       for (; t < t1; ++t) tile<L, 1, NW>(x + t * xs, xs, wr, ws, k, br, y + t * ys + r, ys);
     }
     for (; r < r1; ++r) {
       const WT* wr = w + r * ws;
       const float* br = bias ? bias + r : nullptr;
       int64_t t = t0;
-      for (; t + NT <= t1; t += NT) tile<L, NT, 1>(x + t * xs, xs, wr, ws, k, br, y + t * ys + r, ys);
+      for (; t + NT <= t1; t += NT)
+        tile<L, NT, 1>(x + t * xs, xs, wr, ws, k, br, y + t * ys + r, ys);
       for (; t < t1; ++t) tile<L, 1, 1>(x + t * xs, xs, wr, ws, k, br, y + t * ys + r, ys);
     }
   }
@@ -134,21 +136,19 @@ AXLLM_INLINE void rows_dispatch(const float* x, int64_t n, int64_t k, int64_t xs
   }
 }
 
-void rows_generic(const float* x, int64_t n, int64_t k, int64_t xs, const MatmulPart& p,
-                  int64_t r0, int64_t r1) {
+void rows_generic(const float* x, int64_t n, int64_t k, int64_t xs, const MatmulPart& p, int64_t r0,
+                  int64_t r1) {
   rows_dispatch<8, 2, 4>(x, n, k, xs, p, r0, r1);
 }
 
 #if defined(__x86_64__)
-__attribute__((target("avx2,fma"))) void rows_avx2(const float* x, int64_t n, int64_t k,
-                                                   int64_t xs, const MatmulPart& p, int64_t r0,
-                                                   int64_t r1) {
+__attribute__((target("avx2,fma"))) void rows_avx2(const float* x, int64_t n, int64_t k, int64_t xs,
+                                                   const MatmulPart& p, int64_t r0, int64_t r1) {
   rows_dispatch<8, 2, 4>(x, n, k, xs, p, r0, r1);
 }
 
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma"))) void rows_avx512(
-    const float* x, int64_t n, int64_t k, int64_t xs, const MatmulPart& p, int64_t r0,
-    int64_t r1) {
+    const float* x, int64_t n, int64_t k, int64_t xs, const MatmulPart& p, int64_t r0, int64_t r1) {
   rows_dispatch<16, 4, 4>(x, n, k, xs, p, r0, r1);
 }
 #endif

@@ -18,7 +18,7 @@ Embeddings::Embeddings(const std::string& path, int64_t rows, int64_t width)
   if (width <= 0) throw std::invalid_argument(path + ": embedding width must be positive");
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw ModelLoadError(path + ": cannot open embedding table: " + std::strerror(errno));
-  struct stat st {};
+  struct stat st{};
   if (::fstat(fd, &st) != 0 || st.st_size <= 0) {
     ::close(fd);
     throw ModelLoadError(path + ": embedding table is empty or unreadable");
@@ -28,9 +28,10 @@ Embeddings::Embeddings(const std::string& path, int64_t rows, int64_t width)
   if (rows <= 0) {
     if (bytes_ % row_bytes != 0) {
       ::close(fd);
-      throw ModelLoadError(path + ": " + std::to_string(bytes_) + " bytes is not a whole number of " +
-                           std::to_string(width) + "-wide bf16 rows (embedding width " +
-                           std::to_string(width) + " does not match this table)");
+      throw ModelLoadError(path + ": " + std::to_string(bytes_) +
+                           " bytes is not a whole number of " + std::to_string(width) +
+                           "-wide bf16 rows (embedding width " + std::to_string(width) +
+                           " does not match this table)");
     }
     rows = static_cast<int64_t>(bytes_ / row_bytes);
   } else if (static_cast<size_t>(rows) * row_bytes != bytes_) {
@@ -64,8 +65,9 @@ void Embeddings::write_rows(std::span<const int32_t> tokens, DType dtype, Buffer
   for (size_t i = 0; i < tokens.size(); ++i) {
     const int32_t t = tokens[i];
     if (t < 0 || t >= rows_) {
-      throw std::out_of_range("token id " + std::to_string(t) + " is outside the embedding table [0, " +
-                              std::to_string(rows_) + ") of " + path_);
+      throw std::out_of_range("token id " + std::to_string(t) +
+                              " is outside the embedding table [0, " + std::to_string(rows_) +
+                              ") of " + path_);
     }
     const uint16_t* row = data_ + static_cast<size_t>(t) * w;
     uint8_t* out = scratch.data() + i * out_row;

@@ -8,7 +8,8 @@
 namespace axllm {
 namespace {
 double now_ms() {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch())
+  return std::chrono::duration<double, std::milli>(
+             std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
 }  // namespace
@@ -24,9 +25,10 @@ const char* finish_reason_name(FinishReason r) {
   return "";
 }
 
-Generation::Generation(std::shared_ptr<Llm> llm, std::vector<int32_t> prompt, std::vector<int32_t> eos_ids,
-                       const GenerationConfig& config, const SamplingParams& sampling, bool reuse_kv,
-                       uint64_t serial, std::shared_ptr<std::atomic<bool>> cancel)
+Generation::Generation(std::shared_ptr<Llm> llm, std::vector<int32_t> prompt,
+                       std::vector<int32_t> eos_ids, const GenerationConfig& config,
+                       const SamplingParams& sampling, bool reuse_kv, uint64_t serial,
+                       std::shared_ptr<std::atomic<bool>> cancel)
     : llm_(std::move(llm)),
       prompt_(std::move(prompt)),
       eos_ids_(std::move(eos_ids)),
@@ -38,7 +40,8 @@ Generation::Generation(std::shared_ptr<Llm> llm, std::vector<int32_t> prompt, st
   metrics_.prompt_tokens = static_cast<int64_t>(prompt_.size());
   // Never more tokens than the context can hold, whatever max_new_tokens says.
   const int64_t cap = llm_->geometry().kv_len + 1;
-  generated_.reserve(static_cast<size_t>(max_new_tokens_ > 0 ? std::min<int64_t>(max_new_tokens_, cap) : cap));
+  generated_.reserve(
+      static_cast<size_t>(max_new_tokens_ > 0 ? std::min<int64_t>(max_new_tokens_, cap) : cap));
 }
 
 bool Generation::is_eos(int32_t token) const {
@@ -76,7 +79,8 @@ StepResult Generation::start() {
 }
 
 StepResult Generation::prefill_step() {
-  const std::span<const int32_t> rest = std::span<const int32_t>(prompt_).subspan(static_cast<size_t>(prefill_next_));
+  const std::span<const int32_t> rest =
+      std::span<const int32_t>(prompt_).subspan(static_cast<size_t>(prefill_next_));
   const Llm::Chunk chunk = llm_->prefill_chunk(rest, *cancel_);
   prefill_next_ += chunk.consumed;
   if (chunk.cancelled) return finish(FinishReason::kCancelled);

@@ -17,20 +17,24 @@ const char* overflow_policy_name(OverflowPolicy p) {
 }
 
 OverflowPolicy parse_overflow_policy(std::string_view name) {
-  for (OverflowPolicy p : {OverflowPolicy::kError, OverflowPolicy::kTruncateLeft, OverflowPolicy::kDropOldestTurns}) {
+  for (OverflowPolicy p :
+       {OverflowPolicy::kError, OverflowPolicy::kTruncateLeft, OverflowPolicy::kDropOldestTurns}) {
     if (name == overflow_policy_name(p)) return p;
   }
-  throw std::invalid_argument("overflow must be one of 'error', 'truncate_left', 'drop_oldest_turns', got '" +
-                              std::string(name) + "'");
+  throw std::invalid_argument(
+      "overflow must be one of 'error', 'truncate_left', 'drop_oldest_turns', got '" +
+      std::string(name) + "'");
 }
 
 bool GenerationConfig::has_sampling() const {
-  return temperature || top_k || top_p || min_p || repetition_penalty || presence_penalty || frequency_penalty;
+  return temperature || top_k || top_p || min_p || repetition_penalty || presence_penalty ||
+         frequency_penalty;
 }
 
 void GenerationConfig::validate() const {
   if (max_new_tokens && *max_new_tokens < 1) {
-    throw std::invalid_argument("max_new_tokens must be >= 1, got " + std::to_string(*max_new_tokens));
+    throw std::invalid_argument("max_new_tokens must be >= 1, got " +
+                                std::to_string(*max_new_tokens));
   }
   // The sampling ranges are the sampler's own (one rule, in validate(SamplingParams)).
   axllm::validate(resolve_sampling(*this, SamplingParams{}));
@@ -43,7 +47,8 @@ void GenerationConfig::validate() const {
   }
 }
 
-SamplingParams resolve_sampling(const GenerationConfig& config, const SamplingParams& model_default) {
+SamplingParams resolve_sampling(const GenerationConfig& config,
+                                const SamplingParams& model_default) {
   SamplingParams p;
   if (config.has_sampling()) {
     p.mode = SamplerMode::kHf;
@@ -70,7 +75,8 @@ int64_t prompt_limit(const GenerationConfig& config, int64_t context) {
   return context - room;
 }
 
-std::vector<int32_t> fit_prompt(std::vector<int32_t> prompt, const GenerationConfig& config, int64_t context) {
+std::vector<int32_t> fit_prompt(std::vector<int32_t> prompt, const GenerationConfig& config,
+                                int64_t context) {
   const int64_t n = static_cast<int64_t>(prompt.size());
   if (n <= context) return prompt;
   if (config.overflow == OverflowPolicy::kTruncateLeft) {
@@ -78,8 +84,9 @@ std::vector<int32_t> fit_prompt(std::vector<int32_t> prompt, const GenerationCon
     prompt.erase(prompt.begin(), prompt.end() - keep);
     return prompt;
   }
-  throw ContextOverflowError(n, context, "the prompt has " + std::to_string(n) +
-                                             " tokens but the context holds " + std::to_string(context));
+  throw ContextOverflowError(n, context,
+                             "the prompt has " + std::to_string(n) +
+                                 " tokens but the context holds " + std::to_string(context));
 }
 
 }  // namespace axllm

@@ -19,17 +19,20 @@ const TensorSpec& spec(const std::vector<TensorSpec>& specs, const char* name, i
   return specs[static_cast<size_t>(i)];
 }
 
-void expect_shape(const TensorSpec& t, std::vector<int64_t> shape, int group, const std::string& file) {
+void expect_shape(const TensorSpec& t, std::vector<int64_t> shape, int group,
+                  const std::string& file) {
   if (t.shape != shape) {
     throw ModelLoadError(file + ": group " + std::to_string(group) + " tensor '" + t.name +
-                         "' has shape " + shape_string(t.shape) + ", expected " + shape_string(shape));
+                         "' has shape " + shape_string(t.shape) + ", expected " +
+                         shape_string(shape));
   }
 }
 
 bool same_specs(const std::vector<TensorSpec>& a, const std::vector<TensorSpec>& b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i) {
-    if (a[i].name != b[i].name || a[i].shape != b[i].shape || a[i].dtype != b[i].dtype) return false;
+    if (a[i].name != b[i].name || a[i].shape != b[i].shape || a[i].dtype != b[i].dtype)
+      return false;
   }
   return true;
 }
@@ -72,10 +75,12 @@ LayerStack::LayerStack(Backend& backend, const ModelFiles& files, const Llm::Pro
     const auto& gi = layers_[i]->groups();
     bool same = gi.size() == groups.size();
     for (size_t g = 0; same && g < gi.size(); ++g) {
-      same = same_specs(gi[g].inputs, groups[g].inputs) && same_specs(gi[g].outputs, groups[g].outputs);
+      same = same_specs(gi[g].inputs, groups[g].inputs) &&
+             same_specs(gi[g].outputs, groups[g].outputs);
     }
     if (!same) {
-      throw ModelLoadError(files_[i] + ": its shape groups or tensors differ from layer 0 (" + f0 + ")");
+      throw ModelLoadError(files_[i] + ": its shape groups or tensors differ from layer 0 (" + f0 +
+                           ")");
     }
   }
   ModelGeometry& g = geometry_;
@@ -138,16 +143,17 @@ LayerStack::LayerStack(Backend& backend, const ModelFiles& files, const Llm::Pro
   const TensorSpec& pin = spec(pg[0].inputs, "input", 0, files.post);
   const TensorSpec& pout = spec(pg[0].outputs, "output", 0, files.post);
   if (pin.shape != std::vector<int64_t>{1, 1, g.hidden} || pin.dtype != g.io_dtype) {
-    throw ModelLoadError(files.post + ": input is " + dtype_name(pin.dtype) + shape_string(pin.shape) +
-                         " but the layers produce " + dtype_name(g.io_dtype) + "[1,1," +
-                         std::to_string(g.hidden) + "]");
+    throw ModelLoadError(files.post + ": input is " + dtype_name(pin.dtype) +
+                         shape_string(pin.shape) + " but the layers produce " +
+                         dtype_name(g.io_dtype) + "[1,1," + std::to_string(g.hidden) + "]");
   }
   if (pout.shape.size() != 3 || pout.shape[1] != 1) {
     throw ModelLoadError(files.post + ": output has shape " + shape_string(pout.shape) +
                          ", expected [1,1,V]");
   }
   if (pout.dtype != DType::kBF16 && pout.dtype != DType::kFP16 && pout.dtype != DType::kFP32) {
-    throw ModelLoadError(files.post + ": logits dtype " + dtype_name(pout.dtype) + " is not supported");
+    throw ModelLoadError(files.post + ": logits dtype " + dtype_name(pout.dtype) +
+                         " is not supported");
   }
   g.vocab = pout.shape[2];
 
@@ -238,7 +244,8 @@ bool LayerStack::run_prefill(int group, int64_t history, int64_t n, const KvCach
   for (int64_t i = 0; i < P; ++i) {
     index_scratch_[i] = i < n ? static_cast<uint32_t>(history + i) : 0u;
   }
-  write_to_segments(&Segment::indices, group, 0, index_scratch_.data(), static_cast<size_t>(P) * sizeof(uint32_t));
+  write_to_segments(&Segment::indices, group, 0, index_scratch_.data(),
+                    static_cast<size_t>(P) * sizeof(uint32_t));
   for (int64_t r = 0; r < P; ++r) {
     uint8_t* row = mask_scratch_.data() + static_cast<size_t>(r * width) * esz_;
     for (int64_t c = 0; c < width; ++c) {
@@ -246,7 +253,8 @@ bool LayerStack::run_prefill(int group, int64_t history, int64_t n, const KvCach
       write_mask_value(row + c * esz_, open);
     }
   }
-  write_to_segments(&Segment::masks, group, 0, mask_scratch_.data(), static_cast<size_t>(P * width) * esz_);
+  write_to_segments(&Segment::masks, group, 0, mask_scratch_.data(),
+                    static_cast<size_t>(P * width) * esz_);
   bind_outputs_at(group, history, kv);
   for (size_t l = 0; l < layers_.size(); ++l) {
     if (cancel.load(std::memory_order_relaxed)) return false;
@@ -259,7 +267,8 @@ void LayerStack::set_decode_open(int64_t n) {
   if (n == decode_open_) return;
   const int64_t lo = std::min(n, decode_open_);
   const int64_t hi = std::max(n, decode_open_);
-  for (int64_t i = lo; i < hi; ++i) write_mask_value(mask_scratch_.data() + (i - lo) * esz_, n > decode_open_);
+  for (int64_t i = lo; i < hi; ++i)
+    write_mask_value(mask_scratch_.data() + (i - lo) * esz_, n > decode_open_);
   write_to_segments(&Segment::masks, 0, static_cast<size_t>(lo) * esz_, mask_scratch_.data(),
                     static_cast<size_t>(hi - lo) * esz_);
   decode_open_ = n;
@@ -273,7 +282,8 @@ void LayerStack::run_decode(int64_t pos, const KvCache& kv) {
   for (size_t l = 0; l < layers_.size(); ++l) run_layer(l, 0, 1);
 }
 
-void LayerStack::write_to_segments(SegmentBuffers which, int group, size_t offset, const void* src, size_t n) {
+void LayerStack::write_to_segments(SegmentBuffers which, int group, size_t offset, const void* src,
+                                   size_t n) {
   for (Segment& seg : segments_) (seg.*which)[static_cast<size_t>(group)]->write(offset, src, n);
 }
 

@@ -60,7 +60,8 @@ class LayerStack {
   void run_layer(size_t l, int group, int64_t rows);
 
   struct Segment {
-    std::shared_ptr<Buffer> hidden[2];  // layer l reads hidden[l % 2] and writes hidden[(l + 1) % 2]
+    std::shared_ptr<Buffer>
+        hidden[2];  // layer l reads hidden[l % 2] and writes hidden[(l + 1) % 2]
     std::vector<std::shared_ptr<Buffer>> indices;  // per group
     std::vector<std::shared_ptr<Buffer>> masks;    // per group
   };

@@ -19,7 +19,8 @@ std::shared_ptr<Llm> Llm::load(std::shared_ptr<Backend> backend, const ModelFile
   llm->geometry_ = llm->stack_->geometry();
   const ModelGeometry& g = llm->geometry_;
   if (files.embed_width > 0 && files.embed_width != g.hidden) {
-    throw ModelLoadError(files.embeddings + ": tokens_embed_size " + std::to_string(files.embed_width) +
+    throw ModelLoadError(files.embeddings + ": tokens_embed_size " +
+                         std::to_string(files.embed_width) +
                          " does not match the layers' hidden size " + std::to_string(g.hidden) +
                          " (" + files.layers[0] + ")");
   }
@@ -29,9 +30,9 @@ std::shared_ptr<Llm> Llm::load(std::shared_ptr<Backend> backend, const ModelFile
                          std::to_string(llm->embeddings_->rows()) + " rows but the post model " +
                          files.post + " produces " + std::to_string(g.vocab) + " logits");
   }
-  llm->kv_ = std::make_unique<KvCache>(*backend, g.n_layers, llm->stack_->kv_rows(),
-                                       static_cast<size_t>(g.kv_dim) * dtype_size(g.io_dtype),
-                                       g.kv_len);
+  llm->kv_ =
+      std::make_unique<KvCache>(*backend, g.n_layers, llm->stack_->kv_rows(),
+                                static_cast<size_t>(g.kv_dim) * dtype_size(g.io_dtype), g.kv_len);
   llm->stack_->bind_kv(*llm->kv_);
   llm->chunk_ms_.assign(static_cast<size_t>(g.n_groups), 0.0);
   llm->scratch_.reserve(static_cast<size_t>(g.prefill_len * g.hidden) * 4 + 64);
@@ -43,7 +44,8 @@ Llm::~Llm() = default;
 std::unique_lock<std::mutex> Llm::lock_state() const {
   std::unique_lock<std::mutex> lock(mutex_, std::try_to_lock);
   if (!lock.owns_lock()) {
-    throw BusyError(files_.root + ": the model is running a call on another thread; calls on one model "
+    throw BusyError(files_.root +
+                    ": the model is running a call on another thread; calls on one model "
                     "must be serialized (axllm.LLM does this)");
   }
   if (closed_.load()) throw ClosedError(files_.root + " is closed");
@@ -54,7 +56,8 @@ void Llm::check_ids(std::span<const int32_t> ids, const char* what) const {
   for (int32_t t : ids) {
     if (t < 0 || t >= geometry_.vocab) {
       throw std::invalid_argument(std::string(what) + " token id " + std::to_string(t) +
-                                  " is outside the vocabulary [0, " + std::to_string(geometry_.vocab) + ")");
+                                  " is outside the vocabulary [0, " +
+                                  std::to_string(geometry_.vocab) + ")");
     }
   }
 }
@@ -86,7 +89,9 @@ namespace {
 double since_ms(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
-void update_average(double& avg, double sample) { avg = avg == 0 ? sample : 0.7 * avg + 0.3 * sample; }
+void update_average(double& avg, double sample) {
+  avg = avg == 0 ? sample : 0.7 * avg + 0.3 * sample;
+}
 }  // namespace
 
 void Llm::reset() {
@@ -148,19 +153,21 @@ void Llm::restore(const KvSnapshot& snapshot) {
   auto lock = lock_state();
   const int64_t n = static_cast<int64_t>(snapshot.tokens.size());
   if (n > geometry_.kv_len) {
-    throw ContextOverflowError(n, geometry_.kv_len, "a cache of " + std::to_string(n) +
-                                                        " tokens does not fit the context of " +
-                                                        std::to_string(geometry_.kv_len));
+    throw ContextOverflowError(n, geometry_.kv_len,
+                               "a cache of " + std::to_string(n) +
+                                   " tokens does not fit the context of " +
+                                   std::to_string(geometry_.kv_len));
   }
   if (static_cast<int>(snapshot.k.size()) != geometry_.n_layers ||
       static_cast<int>(snapshot.v.size()) != geometry_.n_layers) {
-    throw std::invalid_argument("expected K and V rows for " + std::to_string(geometry_.n_layers) + " layers");
+    throw std::invalid_argument("expected K and V rows for " + std::to_string(geometry_.n_layers) +
+                                " layers");
   }
   const size_t bytes = kv_->row_offset(n);
   for (int l = 0; l < geometry_.n_layers; ++l) {
     if (snapshot.k[l].size() != bytes || snapshot.v[l].size() != bytes) {
-      throw std::invalid_argument("layer " + std::to_string(l) + ": expected " + std::to_string(bytes) +
-                                  " bytes of K and of V rows");
+      throw std::invalid_argument("layer " + std::to_string(l) + ": expected " +
+                                  std::to_string(bytes) + " bytes of K and of V rows");
     }
   }
   check_ids(snapshot.tokens, "cached");
@@ -183,13 +190,15 @@ void Llm::extend(const std::vector<int32_t>& tokens) {
   check_ids(tokens, "prompt");
   if (kv_->size() + static_cast<int64_t>(tokens.size()) > geometry_.kv_len) {
     const int64_t need = kv_->size() + static_cast<int64_t>(tokens.size());
-    throw ContextOverflowError(need, geometry_.kv_len, std::to_string(need) + " tokens do not fit the context of " +
-                                                           std::to_string(geometry_.kv_len));
+    throw ContextOverflowError(need, geometry_.kv_len,
+                               std::to_string(need) + " tokens do not fit the context of " +
+                                   std::to_string(geometry_.kv_len));
   }
   serial_.fetch_add(1);
   const std::atomic<bool> never{false};
   std::span<const int32_t> rest(tokens);
-  while (!rest.empty()) rest = rest.subspan(static_cast<size_t>(prefill_chunk(rest, never).consumed));
+  while (!rest.empty())
+    rest = rest.subspan(static_cast<size_t>(prefill_chunk(rest, never).consumed));
 }
 
 void Llm::close() {
@@ -212,7 +221,8 @@ double Llm::estimate_prefill_ms(int64_t h, int64_t n) const {
   while (n > 0) {
     int group = -1;
     for (int gi = 1; gi < g.n_groups; ++gi) {
-      if (g.history_capacity[gi] >= h && (group < 0 || g.history_capacity[gi] < g.history_capacity[group])) {
+      if (g.history_capacity[gi] >= h &&
+          (group < 0 || g.history_capacity[gi] < g.history_capacity[group])) {
         group = gi;
       }
     }
@@ -236,7 +246,8 @@ size_t Llm::reusable_prefix(std::span<const int32_t> prompt) const {
   lcp = std::min(lcp, prompt.size() - 1);
   if (lcp == 0) return 0;
   const int64_t n = static_cast<int64_t>(prompt.size());
-  const double reuse = estimate_prefill_ms(static_cast<int64_t>(lcp), n - static_cast<int64_t>(lcp));
+  const double reuse =
+      estimate_prefill_ms(static_cast<int64_t>(lcp), n - static_cast<int64_t>(lcp));
   const double fresh = estimate_prefill_ms(0, n);
   // A fresh prefill must be clearly faster (10 %) before the cached rows are thrown away.
   if (reuse > 0 && fresh > 0 && fresh < 0.9 * reuse) return 0;
@@ -252,15 +263,17 @@ int64_t Llm::prompt_limit(const GenerationConfig& config) const {
   return axllm::prompt_limit(config, geometry_.kv_len);
 }
 
-std::vector<int32_t> Llm::fit_prompt(std::vector<int32_t> prompt, const GenerationConfig& config) const {
+std::vector<int32_t> Llm::fit_prompt(std::vector<int32_t> prompt,
+                                     const GenerationConfig& config) const {
   if (closed_.load()) throw ClosedError(files_.root + " is closed");
-  if (prompt.empty()) throw std::invalid_argument("prompt is empty: it must hold at least one token");
+  if (prompt.empty())
+    throw std::invalid_argument("prompt is empty: it must hold at least one token");
   check_ids(prompt, "prompt");
   return axllm::fit_prompt(std::move(prompt), config, geometry_.kv_len);
 }
 
-std::unique_ptr<Generation> Llm::generate(std::vector<int32_t> prompt, const GenerationConfig& config,
-                                          bool reuse_kv) {
+std::unique_ptr<Generation> Llm::generate(std::vector<int32_t> prompt,
+                                          const GenerationConfig& config, bool reuse_kv) {
   if (closed_.load()) throw ClosedError(files_.root + " is closed");
   config.validate();
   prompt = fit_prompt(std::move(prompt), config);
@@ -274,8 +287,8 @@ std::unique_ptr<Generation> Llm::generate(std::vector<int32_t> prompt, const Gen
     current_cancel_ = cancel;
   }
   const uint64_t serial = serial_.fetch_add(1) + 1;
-  return std::make_unique<Generation>(shared_from_this(), std::move(prompt), std::move(eos), config, sampling,
-                                      reuse_kv, serial, std::move(cancel));
+  return std::make_unique<Generation>(shared_from_this(), std::move(prompt), std::move(eos), config,
+                                      sampling, reuse_kv, serial, std::move(cancel));
 }
 
 Llm::Chunk Llm::prefill_chunk(std::span<const int32_t> tokens, const std::atomic<bool>& cancel) {
@@ -288,7 +301,8 @@ Llm::Chunk Llm::prefill_chunk(std::span<const int32_t> tokens, const std::atomic
   const int64_t h = kv_->size();
   int group = -1;
   for (int gi = 1; gi < g.n_groups; ++gi) {
-    if (g.history_capacity[gi] >= h && (group < 0 || g.history_capacity[gi] < g.history_capacity[group])) {
+    if (g.history_capacity[gi] >= h &&
+        (group < 0 || g.history_capacity[gi] < g.history_capacity[group])) {
       group = gi;
     }
   }

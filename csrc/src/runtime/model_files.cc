@@ -72,7 +72,8 @@ std::string find_single(const fs::path& dir, const std::function<bool(const std:
 }
 
 bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 }  // namespace
@@ -82,8 +83,9 @@ ModelFiles discover_model_files(const std::string& path, const ModelOverrides& o
   std::error_code ec;
   if (!fs::exists(root, ec)) throw ModelLoadError(path + ": model path does not exist");
   if (!fs::is_directory(root, ec)) {
-    throw ModelLoadError(path + ": a model is a directory (a pulsar2 build or a model package), "
-                                "not a single file");
+    throw ModelLoadError(path +
+                         ": a model is a directory (a pulsar2 build or a model package), "
+                         "not a single file");
   }
   ModelFiles files;
   files.root = root.string();
@@ -113,16 +115,19 @@ ModelFiles discover_model_files(const std::string& path, const ModelOverrides& o
       }
     }
     if (sets.empty()) {
-      throw ModelLoadError(path + ": no layer models (<type>_p<P>_l<i>_together.axmodel or "
-                                  ".hostmodel) in it or in its subdirectories");
+      throw ModelLoadError(path +
+                           ": no layer models (<type>_p<P>_l<i>_together.axmodel or "
+                           ".hostmodel) in it or in its subdirectories");
     }
     if (sets.size() > 1) {
       std::string names;
       for (const auto& s : sets) {
         names += "\n  " + (s.dir / (s.prefix + "_l%d_together." + s.ext)).string();
       }
-      throw ModelLoadError(path + ": several layer model sets; choose one with "
-                                  "template_filename_axmodel:" + names);
+      throw ModelLoadError(path +
+                           ": several layer model sets; choose one with "
+                           "template_filename_axmodel:" +
+                           names);
     }
     const LayerSet& set = sets[0];
     files.layer_template = (set.dir / (set.prefix + "_l%d_together." + set.ext)).string();
@@ -138,12 +143,14 @@ ModelFiles discover_model_files(const std::string& path, const ModelOverrides& o
   if (!o.filename_post_axmodel.empty()) {
     files.post = resolve(root, o.filename_post_axmodel).string();
   } else {
-    files.post = find_single(layer_dir, [&](const std::string& n) { return ends_with(n, "_post" + ext); });
+    files.post =
+        find_single(layer_dir, [&](const std::string& n) { return ends_with(n, "_post" + ext); });
     if (files.post.empty()) {
       throw ModelLoadError(layer_dir.string() + ": no single post model (*_post" + ext + ")");
     }
   }
-  if (!fs::is_regular_file(files.post, ec)) throw ModelLoadError(files.post + ": post model file not found");
+  if (!fs::is_regular_file(files.post, ec))
+    throw ModelLoadError(files.post + ": post model file not found");
 
   if (!o.filename_tokens_embed.empty()) {
     files.embeddings = resolve(root, o.filename_tokens_embed).string();
@@ -156,7 +163,8 @@ ModelFiles discover_model_files(const std::string& path, const ModelOverrides& o
       }
     }
     if (files.embeddings.empty()) {
-      files.embeddings = find_single(layer_dir, [](const std::string& n) { return ends_with(n, ".bfloat16.bin"); });
+      files.embeddings = find_single(
+          layer_dir, [](const std::string& n) { return ends_with(n, ".bfloat16.bin"); });
     }
     if (files.embeddings.empty()) {
       throw ModelLoadError(layer_dir.string() + ": no embedding table (" + kDefault + ")");

@@ -27,7 +27,8 @@ std::string number(float v) {
   return std::string(buf, r.ptr);
 }
 
-[[noreturn]] void reject(const std::string& field, const std::string& rule, const std::string& got) {
+[[noreturn]] void reject(const std::string& field, const std::string& rule,
+                         const std::string& got) {
   throw std::invalid_argument(field + " must be " + rule + ", got " + got);
 }
 
@@ -124,8 +125,8 @@ uint32_t ordered_bits(float f) {
 // A sort key: higher score first, then, among equal scores, the higher index first (kHf) or the
 // lower index first (kVendor).
 uint64_t rank_key(float score, int32_t id, bool higher_index_first) {
-  const uint32_t tie = higher_index_first ? static_cast<uint32_t>(id)
-                                          : 0xFFFFFFFFu - static_cast<uint32_t>(id);
+  const uint32_t tie =
+      higher_index_first ? static_cast<uint32_t>(id) : 0xFFFFFFFFu - static_cast<uint32_t>(id);
   return (static_cast<uint64_t>(ordered_bits(score)) << 32) | tie;
 }
 
@@ -199,10 +200,12 @@ void validate(const SamplingParams& p) {
   if (p.penalty_window < 0) reject("penalty_window", ">= 0", std::to_string(p.penalty_window));
   if (p.mode == SamplerMode::kHf) {
     if (p.enable_top_p) {
-      throw std::invalid_argument("enable_top_p applies only to vendor mode (hf mode uses top_p < 1)");
+      throw std::invalid_argument(
+          "enable_top_p applies only to vendor mode (hf mode uses top_p < 1)");
     }
     if (p.enable_top_k) {
-      throw std::invalid_argument("enable_top_k applies only to vendor mode (hf mode uses top_k > 0)");
+      throw std::invalid_argument(
+          "enable_top_k applies only to vendor mode (hf mode uses top_k > 0)");
     }
     if (p.penalty_window != SamplingParams{}.penalty_window) {
       throw std::invalid_argument("penalty_window applies only to vendor mode, got " +
@@ -392,7 +395,7 @@ int32_t Sampler::prepare(std::span<const float> logits, std::span<const int32_t>
   check_ids(prompt, "prompt");
   check_ids(generated, "generated");
   return params_.mode == SamplerMode::kHf ? prepare_hf(logits, prompt, generated)
-                                           : prepare_vendor(logits, generated);
+                                          : prepare_vendor(logits, generated);
 }
 
 int32_t Sampler::prepare_hf(std::span<const float> logits, std::span<const int32_t> prompt,
@@ -459,11 +462,9 @@ int32_t Sampler::prepare_hf(std::span<const float> logits, std::span<const int32
   return -1;
 }
 
-int32_t Sampler::prepare_vendor(std::span<const float> logits,
-                                std::span<const int32_t> generated) {
+int32_t Sampler::prepare_vendor(std::span<const float> logits, std::span<const int32_t> generated) {
   const SamplingParams& p = params_;
-  const bool penalized =
-      p.repetition_penalty != 1.0f && p.penalty_window > 0 && !generated.empty();
+  const bool penalized = p.repetition_penalty != 1.0f && p.penalty_window > 0 && !generated.empty();
   const bool sampling = p.temperature > 0.0f && (p.enable_top_p || (p.enable_top_k && p.top_k > 1));
   if (!sampling && !penalized) return argmax(logits.data(), logits.size());
 

@@ -11,8 +11,8 @@ namespace axllm {
 inline void check_buffer_range(const char* what, size_t offset, size_t n, size_t size) {
   if (offset > size || n > size - offset) {
     throw std::out_of_range(std::string(what) + ": range [" + std::to_string(offset) + ", " +
-                            std::to_string(offset + n) + ") exceeds the buffer's " + std::to_string(size) +
-                            " bytes");
+                            std::to_string(offset + n) + ") exceeds the buffer's " +
+                            std::to_string(size) + " bytes");
   }
 }
 

@@ -18,7 +18,7 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
   if (fd < 0) {
     throw ModelLoadError(path + ": cannot open: " + std::strerror(errno));
   }
-  struct stat st {};
+  struct stat st{};
   if (::fstat(fd, &st) != 0) {
     const int err = errno;
     ::close(fd);

@@ -51,20 +51,20 @@ double measure_read_bandwidth(size_t bytes, int repeats, int threads) {
   std::vector<uint64_t> sink(static_cast<size_t>(pool.size()), 0);
   double best = 0.0;
   for (size_t distance : {size_t{0}, size_t{512}, size_t{2048}}) {
-   for (bool way4 : {false, true}) {
-    for (int r = 0; r < std::max(1, repeats); ++r) {
-      const auto t0 = std::chrono::steady_clock::now();
-      pool.run([&](int t, int n) {
-        const size_t b = words * t / n;
-        const size_t e = words * (t + 1) / n;
-        sink[t] += way4 ? sum_words_4way(data.data() + b, e - b, distance)
-                        : sum_words(data.data() + b, e - b, distance);
-      });
-      const double s =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      best = std::max(best, static_cast<double>(words * sizeof(uint64_t)) / s);
+    for (bool way4 : {false, true}) {
+      for (int r = 0; r < std::max(1, repeats); ++r) {
+        const auto t0 = std::chrono::steady_clock::now();
+        pool.run([&](int t, int n) {
+          const size_t b = words * t / n;
+          const size_t e = words * (t + 1) / n;
+          sink[t] += way4 ? sum_words_4way(data.data() + b, e - b, distance)
+                          : sum_words(data.data() + b, e - b, distance);
+        });
+        const double s =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        best = std::max(best, static_cast<double>(words * sizeof(uint64_t)) / s);
+      }
     }
-   }
   }
   volatile uint64_t keep = 0;
   for (uint64_t v : sink) keep = keep + v;

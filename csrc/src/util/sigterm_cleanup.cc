@@ -20,7 +20,8 @@ struct Entry {
   uint64_t handle;
   void* context;
 };
-static_assert(std::atomic<uint32_t>::is_always_lock_free, "the signal handler needs lock-free atomics");
+static_assert(std::atomic<uint32_t>::is_always_lock_free,
+              "the signal handler needs lock-free atomics");
 
 Entry g_entries[kCapacity];  // zero-initialised static storage: every slot kFree
 std::atomic<int> g_hint{0};  // where the next record starts looking
@@ -29,9 +30,10 @@ void on_fatal_signal(int sig) {
   const int saved_errno = errno;
   for (Entry& e : g_entries) {
     uint32_t live = kLive;
-    if (e.state.compare_exchange_strong(live, kClaimed, std::memory_order_acq_rel)) e.free(e.handle, e.context, true);
+    if (e.state.compare_exchange_strong(live, kClaimed, std::memory_order_acq_rel))
+      e.free(e.handle, e.context, true);
   }
-  struct sigaction dfl {};
+  struct sigaction dfl{};
   dfl.sa_handler = SIG_DFL;
   sigemptyset(&dfl.sa_mask);
   ::sigaction(sig, &dfl, nullptr);
@@ -43,12 +45,12 @@ void on_fatal_signal(int sig) {
 // handler, or a handler the application set, is left alone).
 void install_handlers() {
   for (int sig : {SIGTERM, SIGINT}) {
-    struct sigaction current {};
+    struct sigaction current{};
     if (::sigaction(sig, nullptr, &current) != 0 || (current.sa_flags & SA_SIGINFO) ||
         current.sa_handler != SIG_DFL) {
       continue;
     }
-    struct sigaction sa {};
+    struct sigaction sa{};
     sa.sa_handler = on_fatal_signal;
     sigemptyset(&sa.sa_mask);
     sigaddset(&sa.sa_mask, SIGTERM);
@@ -77,8 +79,9 @@ int record(FreeFn free, uint64_t handle, void* context) {
   }
   static std::atomic<bool> warned{false};
   if (!warned.exchange(true)) {
-    log(LogLevel::kWarning, "more than " + std::to_string(kCapacity) +
-                                " live device memory blocks: the rest are not freed on SIGTERM or at exit");
+    log(LogLevel::kWarning,
+        "more than " + std::to_string(kCapacity) +
+            " live device memory blocks: the rest are not freed on SIGTERM or at exit");
   }
   return -1;
 }
@@ -96,7 +99,8 @@ void release(int slot) {
 void free_all() {
   for (Entry& e : g_entries) {
     uint32_t live = kLive;
-    if (e.state.compare_exchange_strong(live, kClaimed, std::memory_order_acq_rel)) e.free(e.handle, e.context, false);
+    if (e.state.compare_exchange_strong(live, kClaimed, std::memory_order_acq_rel))
+      e.free(e.handle, e.context, false);
   }
 }
 

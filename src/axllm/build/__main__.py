@@ -20,8 +20,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--output_path", required=True, help="directory to write")
     p.add_argument("--prefill_len", type=int, default=128, help="tokens per prefill chunk (P)")
     p.add_argument("--kv_cache_len", type=int, default=1023, help="KV cache rows (C)")
-    p.add_argument("--last_kv_cache_len", type=int, action="append", default=[],
-                   help="history length of an extra prefill group (repeatable)")
+    p.add_argument(
+        "--last_kv_cache_len",
+        type=int,
+        action="append",
+        default=[],
+        help="history length of an extra prefill group (repeatable)",
+    )
     p.add_argument("-t", "--hidden_state_type", choices=HIDDEN_STATE_TYPES, default="bf16")
     p.add_argument("-w", "--weight_type", choices=WEIGHT_TYPES, default="bf16")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")

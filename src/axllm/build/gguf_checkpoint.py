@@ -133,8 +133,7 @@ class GgufCheckpoint:
         }
         scaling = key("rope.scaling.type", None, required=False)
         if scaling == "linear":
-            config["rope_scaling"] = {"rope_type": "linear",
-                                      "factor": float(key("rope.scaling.factor"))}
+            config["rope_scaling"] = {"rope_type": "linear", "factor": float(key("rope.scaling.factor"))}
         elif scaling not in (None, "none"):
             raise UnsupportedModelError(f"{self.path}: GGUF rope scaling {scaling!r} is not supported")
         if arch == "llama":
@@ -172,6 +171,7 @@ class GgufCheckpoint:
 
         if field_value(self.reader, "tokenizer.ggml.model") is None:
             logging.getLogger("axllm").warning(
-                "%s: the GGUF has no tokenizer; no tokenizer files written", self.path)
+                "%s: the GGUF has no tokenizer; no tokenizer files written", self.path
+            )
             return
         write_tokenizer_files(self.reader, out_dir)

@@ -8,7 +8,8 @@ are not pieces become their UTF-8 bytes as ``<0xNN>`` pieces (byte fallback). Th
 comes from a ``tokenizers`` BPE model whose merge list holds, for every NORMAL piece, each split
 into two NORMAL pieces, ranked by the merged piece's score, for every vocabulary whose pieces
 are built from pieces and have distinct scores, as trained SentencePiece BPE vocabularies are;
-:func:`spm_caveats` names what breaks that, and the conversion logs it as a warning. Text is prepared as llama.cpp does:
+:func:`spm_caveats` names what breaks that, and the conversion logs it as a warning. Text is prepared
+as llama.cpp does:
 spaces become ``▁`` and, unless ``tokenizer.ggml.add_space_prefix`` is false, each run of text
 between special tokens gets one ``▁`` in front (the "dummy prefix"); decoding reverses both.
 
@@ -57,7 +58,8 @@ def spm_caveats(tokens: Sequence[str], types: Sequence[int], scores: Sequence[fl
     leftmost pair first, the merge list the lower id), and UNUSED pieces SentencePiece may pass
     through while merging."""
     normal = {token: i for i, token in enumerate(tokens) if types[i] == _NORMAL}
-    unreachable, merged_scores = [], {}
+    unreachable: list[str] = []
+    merged_scores: dict[float, list[str]] = {}
     for piece, i in normal.items():
         if len(piece) < 2:
             continue
@@ -71,29 +73,43 @@ def spm_caveats(tokens: Sequence[str], types: Sequence[int], scores: Sequence[fl
     if unreachable:
         caveats.append(f"{len(unreachable)} pieces no merge of two pieces produces (e.g. {unreachable[0]!r})")
     if tied:
-        caveats.append(f"{sum(map(len, tied))} merged pieces sharing a score with another (e.g. {tied[0][:2]!r})")
+        caveats.append(
+            f"{sum(map(len, tied))} merged pieces sharing a score with another (e.g. {tied[0][:2]!r})"
+        )
     if unused:
         caveats.append(f"{len(unused)} UNUSED multi-character pieces (e.g. {unused[0]!r})")
     return caveats
 
 
-def spm_tokenizer(tokens: Sequence[str], ids: dict[str, int], types: Sequence[int],
-                  scores: Sequence[float] | None, unk_id: int | None, add_space_prefix: bool,
-                  source: str) -> Tokenizer:
+def spm_tokenizer(
+    tokens: Sequence[str],
+    ids: dict[str, int],
+    types: Sequence[int],
+    scores: Sequence[float] | None,
+    unk_id: int | None,
+    add_space_prefix: bool,
+    source: str,
+) -> Tokenizer:
     """A ``Tokenizer`` encoding and decoding as SentencePiece BPE over ``tokens`` (``ids`` maps
     each token to its position). Added tokens are the caller's to register. Raises
     ``ModelLoadError`` naming ``source`` when the scores are missing or do not match the tokens."""
     if scores is None:
-        raise ModelLoadError(f"{source}: tokenizer.ggml.scores is missing (a llama SentencePiece "
-                             "vocabulary needs it)")
+        raise ModelLoadError(
+            f"{source}: tokenizer.ggml.scores is missing (a llama SentencePiece vocabulary needs it)"
+        )
     if len(scores) != len(tokens):
-        raise ModelLoadError(f"{source}: tokenizer.ggml.scores has {len(scores)} entries for "
-                             f"{len(tokens)} tokens")
+        raise ModelLoadError(
+            f"{source}: tokenizer.ggml.scores has {len(scores)} entries for {len(tokens)} tokens"
+        )
     if unk_id is None:
         unk_id = next((i for i, kind in enumerate(types) if kind == _UNKNOWN), None)
     for caveat in spm_caveats(tokens, types, scores):
-        logger.warning("%s: the SentencePiece vocabulary has %s; some texts may not tokenize as "
-                       "sentencepiece and llama.cpp tokenize them", source, caveat)
+        logger.warning(
+            "%s: the SentencePiece vocabulary has %s; some texts may not tokenize as "
+            "sentencepiece and llama.cpp tokenize them",
+            source,
+            caveat,
+        )
     bpe = models.BPE(
         vocab=ids,
         merges=spm_merges(tokens, types, scores),

@@ -140,9 +140,7 @@ def _pre_spec(reader: gguf.GGUFReader) -> _PreSpec:
             f"supported: {', '.join(sorted(_PRE_SPECS))}"
         )
     if spec.assumed:
-        logger.warning(
-            "%s: tokenizer.ggml.pre is %r; assuming the GPT-2 split regex", _source(reader), pre
-        )
+        logger.warning("%s: tokenizer.ggml.pre is %r; assuming the GPT-2 split regex", _source(reader), pre)
     return spec
 
 
@@ -211,7 +209,10 @@ def _special_ids(reader: gguf.GGUFReader, vocab_size: int) -> dict[str, int]:
         if not 0 <= value < vocab_size:
             logger.warning(
                 "%s: tokenizer.ggml.%s = %d is outside the vocabulary (%d tokens); ignored",
-                _source(reader), key, value, vocab_size,
+                _source(reader),
+                key,
+                value,
+                vocab_size,
             )
             continue
         found[name] = int(value)
@@ -235,9 +236,11 @@ def _post_processor(
         return [*head, f"${sequence}:{type_id}", *tail]
 
     used = list(dict.fromkeys(t for t in (bos, eos) if t is not None))
-    steps.append(processors.TemplateProcessing(
-        single=wrap("A", 0), pair=wrap("A", 0) + wrap("B", 1), special_tokens=used
-    ))
+    steps.append(
+        processors.TemplateProcessing(
+            single=wrap("A", 0), pair=wrap("A", 0) + wrap("B", 1), special_tokens=used
+        )
+    )
     return steps[0] if len(steps) == 1 else processors.Sequence(steps)
 
 
@@ -279,9 +282,15 @@ def _build(reader: gguf.GGUFReader) -> _Built:
         tokenizer, add_bos_default = _byte_level_bpe(reader, vocab)
     else:
         scores = read_field(reader, "tokenizer.ggml.scores")
-        tokenizer = spm_tokenizer(vocab.tokens, vocab.ids, vocab.types, scores, special.get("unk"),
-                                  bool(read_field(reader, "tokenizer.ggml.add_space_prefix", True)),
-                                  source)
+        tokenizer = spm_tokenizer(
+            vocab.tokens,
+            vocab.ids,
+            vocab.types,
+            scores,
+            special.get("unk"),
+            bool(read_field(reader, "tokenizer.ggml.add_space_prefix", True)),
+            source,
+        )
         add_bos_default = True
     added = [
         AddedToken(token, special=kind != _USER_DEFINED, normalized=False)
@@ -354,7 +363,9 @@ def write_tokenizer_files(reader: gguf.GGUFReader, out_dir: Path) -> dict:
     _write_json(out_dir / "tokenizer_config.json", config)
 
     ids = {f"{name}_token_id": token_id for name, token_id in built.special.items()}
-    generation = {k: ids[k] for k in ("bos_token_id", "eos_token_id", "pad_token_id") if k in ids}
+    generation: dict[str, Any] = {
+        k: ids[k] for k in ("bos_token_id", "eos_token_id", "pad_token_id") if k in ids
+    }
     _write_json(out_dir / "generation_config.json", generation)
     return ids
 

@@ -5,8 +5,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import ml_dtypes
 import numpy as np
@@ -47,7 +47,7 @@ def read_host_model(path: Path) -> tuple[dict[str, list[str]], dict[str, np.ndar
             name, dtype, shape, offset, nbytes = values
             dims = tuple(int(d) for d in shape.split(","))
             start = data_start + int(offset)
-            view = raw[start:start + int(nbytes)].view(_NAME_DTYPES[dtype])
+            view = raw[start : start + int(nbytes)].view(_NAME_DTYPES[dtype])
             tensors[name] = view.reshape(dims)
         else:
             header[key] = values
@@ -80,7 +80,7 @@ def write_host_model(
     with open(tmp, "wb") as f:
         f.write(head)
         f.write(b"\0" * (data_start - len(head)))
-        for (tensor_offset, array) in layout:
+        for tensor_offset, array in layout:
             pos = data_start + tensor_offset
             f.write(b"\0" * (pos - f.tell()))
             f.write(np.ascontiguousarray(array).tobytes())

@@ -6,8 +6,9 @@ Accepts both config forms for RoPE (transformers 4.x top-level ``rope_theta``/``
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from axllm.errors import ModelLoadError, UnsupportedModelError
 
@@ -76,8 +77,9 @@ def spec_from_config(config: Mapping[str, Any], source: str) -> ModelSpec:
             f"(supported: {', '.join(SUPPORTED_ROPE_TYPES)})"
         )
     if heads % kv_heads:
-        raise ModelLoadError(f"{source}: num_attention_heads {heads} is not a multiple of "
-                             f"num_key_value_heads {kv_heads}")
+        raise ModelLoadError(
+            f"{source}: num_attention_heads {heads} is not a multiple of num_key_value_heads {kv_heads}"
+        )
     attention_bias = bool(config.get("attention_bias", False))
     return ModelSpec(
         model_type=model_type,

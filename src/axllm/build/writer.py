@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence, Union
+from typing import Callable, Union
 
 import ml_dtypes
 import numpy as np
@@ -38,20 +39,21 @@ class BuildOptions:
     def validate(self) -> list[int]:
         """Checks the options; returns the sorted history lengths."""
         if self.hidden_state_type not in HIDDEN_STATE_TYPES:
-            raise ValueError(f"hidden_state_type must be one of {HIDDEN_STATE_TYPES}, "
-                             f"got {self.hidden_state_type!r}")
+            raise ValueError(
+                f"hidden_state_type must be one of {HIDDEN_STATE_TYPES}, got {self.hidden_state_type!r}"
+            )
         if self.weight_type not in WEIGHT_TYPES:
             raise ValueError(f"weight_type must be one of {WEIGHT_TYPES}, got {self.weight_type!r}")
         if self.prefill_len < 1:
             raise ValueError(f"prefill_len must be >= 1, got {self.prefill_len}")
         if self.kv_cache_len < self.prefill_len:
-            raise ValueError(f"kv_cache_len ({self.kv_cache_len}) must be >= prefill_len "
-                             f"({self.prefill_len})")
+            raise ValueError(
+                f"kv_cache_len ({self.kv_cache_len}) must be >= prefill_len ({self.prefill_len})"
+            )
         history = sorted(set(int(h) for h in self.last_kv_cache_len))
         for h in history:
             if not 0 < h <= self.kv_cache_len:
-                raise ValueError(f"last_kv_cache_len {h} must be in 1..kv_cache_len "
-                                 f"({self.kv_cache_len})")
+                raise ValueError(f"last_kv_cache_len {h} must be in 1..kv_cache_len ({self.kv_cache_len})")
         return history
 
 
@@ -60,8 +62,9 @@ def open_checkpoint(input_path: Path) -> Checkpoint:
     p = Path(input_path)
     if p.is_file():
         if p.suffix.lower() != ".gguf":
-            raise ModelLoadError(f"{p}: not a GGUF file; pass a Hugging Face checkpoint directory "
-                                 "or a .gguf file")
+            raise ModelLoadError(
+                f"{p}: not a GGUF file; pass a Hugging Face checkpoint directory or a .gguf file"
+            )
         return GgufCheckpoint(p)
     if not p.exists():
         raise ModelLoadError(f"{p}: input path does not exist")
@@ -70,8 +73,9 @@ def open_checkpoint(input_path: Path) -> Checkpoint:
     ggufs = sorted(p.glob("*.gguf"))
     if len(ggufs) == 1:
         return GgufCheckpoint(ggufs[0])
-    raise ModelLoadError(f"{p}: neither a Hugging Face checkpoint (no config.json) nor a "
-                         "directory with exactly one .gguf file")
+    raise ModelLoadError(
+        f"{p}: neither a Hugging Face checkpoint (no config.json) nor a directory with exactly one .gguf file"
+    )
 
 
 def _bf16(a: np.ndarray) -> np.ndarray:
@@ -93,8 +97,7 @@ def _fp32(a: np.ndarray) -> np.ndarray:
 
 def _check_shape(ckpt: Checkpoint, name: str, a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     if tuple(a.shape) != shape:
-        raise ModelLoadError(f"{ckpt.source}: tensor {name!r} has shape {tuple(a.shape)}, "
-                             f"expected {shape}")
+        raise ModelLoadError(f"{ckpt.source}: tensor {name!r} has shape {tuple(a.shape)}, expected {shape}")
     return a
 
 
@@ -108,8 +111,9 @@ def _common_header(spec: ModelSpec, opts: BuildOptions) -> dict[str, object]:
     }
 
 
-def layer_tensors(ckpt: Checkpoint, i: int, weight_type: str,
-                  inv_freq: np.ndarray) -> list[tuple[str, np.ndarray]]:
+def layer_tensors(
+    ckpt: Checkpoint, i: int, weight_type: str, inv_freq: np.ndarray
+) -> list[tuple[str, np.ndarray]]:
     spec = ckpt.spec
     h, qd, kvd, f = spec.hidden_size, spec.num_heads * spec.head_dim, spec.kv_dim, spec.intermediate_size
     prefix = f"model.layers.{i}."
@@ -176,13 +180,18 @@ def build(
         write_host_model(out / (template % i), header, layer_tensors(ckpt, i, opts.weight_type, inv_freq))
         say(f"layer {i + 1}/{spec.num_layers}")
 
-    embed = _check_shape(ckpt, "model.embed_tokens.weight", ckpt.tensor("model.embed_tokens.weight"),
-                         (spec.vocab_size, spec.hidden_size))
+    embed = _check_shape(
+        ckpt,
+        "model.embed_tokens.weight",
+        ckpt.tensor("model.embed_tokens.weight"),
+        (spec.vocab_size, spec.hidden_size),
+    )
     if spec.tie_word_embeddings and not ckpt.has("lm_head.weight"):
         lm_head = embed
     else:
-        lm_head = _check_shape(ckpt, "lm_head.weight", ckpt.tensor("lm_head.weight"),
-                               (spec.vocab_size, spec.hidden_size))
+        lm_head = _check_shape(
+            ckpt, "lm_head.weight", ckpt.tensor("lm_head.weight"), (spec.vocab_size, spec.hidden_size)
+        )
     norm = _check_shape(ckpt, "model.norm.weight", ckpt.tensor("model.norm.weight"), (spec.hidden_size,))
     post_name = f"{spec.model_type}_post.{EXTENSION}"
     write_host_model(

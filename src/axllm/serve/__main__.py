@@ -62,24 +62,50 @@ def _timeout(text: str) -> Optional[float]:
 
 
 def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m axllm.serve", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m axllm.serve",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("model", nargs="?", help="model directory (a pulsar2 build or a model package)")
     p.add_argument("--demo", action="store_true", help="serve the demo model from PyPI")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=_positive_int(0), default=8000, help="port (default 8000; 0: any free)")
-    p.add_argument("--api-key", default=os.environ.get(API_KEY_ENV) or None,
-                   help=f"require 'Authorization: Bearer KEY' (default: ${API_KEY_ENV}, else none)")
-    p.add_argument("--max-queue", type=_positive_int(0), default=DEFAULT_MAX_QUEUE,
-                   help=f"requests that may wait for the model; more get 503 (default {DEFAULT_MAX_QUEUE})")
-    p.add_argument("--kv-slots", type=_positive_int(0), default=0,
-                   help="recent conversations whose KV cache is kept in host memory (default 0)")
-    p.add_argument("--max-body-bytes", type=_positive_int(1), default=DEFAULT_MAX_BODY_BYTES,
-                   help=f"larger request bodies get 413 (default {DEFAULT_MAX_BODY_BYTES})")
-    p.add_argument("--max-prompt-tokens", type=_positive_int(1), default=None,
-                   help="longer prompts get 400 (default and ceiling: the context length - 1)")
-    p.add_argument("--request-timeout", type=_timeout, default=DEFAULT_REQUEST_TIMEOUT,
-                   help=f"seconds a request may take, queueing included (default {DEFAULT_REQUEST_TIMEOUT:g}; 0: none)")
+    p.add_argument(
+        "--api-key",
+        default=os.environ.get(API_KEY_ENV) or None,
+        help=f"require 'Authorization: Bearer KEY' (default: ${API_KEY_ENV}, else none)",
+    )
+    p.add_argument(
+        "--max-queue",
+        type=_positive_int(0),
+        default=DEFAULT_MAX_QUEUE,
+        help=f"requests that may wait for the model; more get 503 (default {DEFAULT_MAX_QUEUE})",
+    )
+    p.add_argument(
+        "--kv-slots",
+        type=_positive_int(0),
+        default=0,
+        help="recent conversations whose KV cache is kept in host memory (default 0)",
+    )
+    p.add_argument(
+        "--max-body-bytes",
+        type=_positive_int(1),
+        default=DEFAULT_MAX_BODY_BYTES,
+        help=f"larger request bodies get 413 (default {DEFAULT_MAX_BODY_BYTES})",
+    )
+    p.add_argument(
+        "--max-prompt-tokens",
+        type=_positive_int(1),
+        default=None,
+        help="longer prompts get 400 (default and ceiling: the context length - 1)",
+    )
+    p.add_argument(
+        "--request-timeout",
+        type=_timeout,
+        default=DEFAULT_REQUEST_TIMEOUT,
+        help=f"seconds a request may take, queueing included (default {DEFAULT_REQUEST_TIMEOUT:g}; 0: none)",
+    )
     p.add_argument("--model-id", help="the model's name in /v1/models (default: the directory's name)")
     p.add_argument("--backend", default="auto")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
@@ -124,8 +150,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
         from axllm.serve.app import create_app
     except ImportError as e:
-        print(f"error: the server needs the serve extra (pip install \"pyaxllm[serve]\"): {e}",
-              file=sys.stderr)
+        print(f'error: the server needs the serve extra (pip install "pyaxllm[serve]"): {e}', file=sys.stderr)
         return 1
     import axllm
     from axllm.errors import AxllmError
@@ -138,9 +163,15 @@ def main(argv: Optional[list[str]] = None) -> int:
         else:
             model_dir = args.model
         llm = axllm.LLM(model_dir, backend=args.backend)
-        config = ServeConfig(api_key=args.api_key, max_queue=args.max_queue, kv_slots=args.kv_slots,
-                             max_body_bytes=args.max_body_bytes, max_prompt_tokens=args.max_prompt_tokens,
-                             request_timeout=args.request_timeout, model_id=args.model_id)
+        config = ServeConfig(
+            api_key=args.api_key,
+            max_queue=args.max_queue,
+            kv_slots=args.kv_slots,
+            max_body_bytes=args.max_body_bytes,
+            max_prompt_tokens=args.max_prompt_tokens,
+            request_timeout=args.request_timeout,
+            model_id=args.model_id,
+        )
         app = create_app(llm, config)
     except (AxllmError, OSError, ValueError) as e:
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
@@ -158,13 +189,20 @@ def main(argv: Optional[list[str]] = None) -> int:
     if is_loopback(host):
         logger.info("axllm.serve: listening on the loopback interface only (%s)", host)
     else:
-        logger.warning("axllm.serve: listening on %s, reachable from other machines, as --host %s "
-                       "asks%s", host, args.host,
-                       "" if args.api_key else "; no --api-key is set, so anyone who can reach it may use it")
-    print(f"axllm.serve: serving {server.model_id} ({llm.backend}, context {llm.context_length}) on "
-          f"{url}/v1", file=sys.stderr, flush=True)
-    uv = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=args.log_level,
-                                       timeout_graceful_shutdown=5))
+        logger.warning(
+            "axllm.serve: listening on %s, reachable from other machines, as --host %s asks%s",
+            host,
+            args.host,
+            "" if args.api_key else "; no --api-key is set, so anyone who can reach it may use it",
+        )
+    print(
+        f"axllm.serve: serving {server.model_id} ({llm.backend}, context {llm.context_length}) on {url}/v1",
+        file=sys.stderr,
+        flush=True,
+    )
+    uv = uvicorn.Server(
+        uvicorn.Config(app, host=host, port=port, log_level=args.log_level, timeout_graceful_shutdown=5)
+    )
     signal.signal(signal.SIGTERM, _exit_cleanly)
     try:
         uv.run(sockets=[sock])

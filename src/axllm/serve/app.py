@@ -15,7 +15,9 @@ import hmac
 import json
 import logging
 import time
-from typing import Any, AsyncContextManager, AsyncIterator, Callable, Optional, TypeVar, Union
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Callable, Optional, TypeVar, Union
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -27,7 +29,6 @@ from axllm.errors import ContextOverflowError, TemplateError
 from axllm.generation import GenerationConfig
 from axllm.llm import LLM
 from axllm.serve.config import DEFAULT_COMPLETIONS_MAX_TOKENS, ServeConfig
-from axllm.serve.model_queue import ModelQueue
 from axllm.serve.errors import (
     APIError,
     BadRequest,
@@ -37,6 +38,7 @@ from axllm.serve.errors import (
     PayloadTooLarge,
     Unauthorized,
 )
+from axllm.serve.model_queue import ModelQueue
 from axllm.serve.params import parse_chat, parse_completion
 from axllm.serve.protocol import Reply
 from axllm.serve.responses import GenerationResponse, stream_reply, whole_reply
@@ -50,8 +52,9 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-async def _tokenize(body_bytes: int, fn: Callable[[T, GenerationConfig], list[int]], arg: T,
-                    config: GenerationConfig) -> list[int]:
+async def _tokenize(
+    body_bytes: int, fn: Callable[[T, GenerationConfig], list[int]], arg: T, config: GenerationConfig
+) -> list[int]:
     """``fn(arg, config)`` on the event loop for small bodies (a thread hop costs more than their
     tokenization), on a worker thread for larger ones so the loop keeps serving streams."""
     if body_bytes <= INLINE_TOKENIZE_BYTES:
@@ -60,9 +63,12 @@ async def _tokenize(body_bytes: int, fn: Callable[[T, GenerationConfig], list[in
 
 
 def _too_long(needed: int, limit: int, context: int, param: str) -> BadRequest:
-    return BadRequest(f"the prompt has {needed} tokens but this server accepts at most {limit} (the "
-                      f"model's context holds {context} tokens, prompt and reply together)", param=param,
-                      code="context_length_exceeded")
+    return BadRequest(
+        f"the prompt has {needed} tokens but this server accepts at most {limit} (the "
+        f"model's context holds {context} tokens, prompt and reply together)",
+        param=param,
+        code="context_length_exceeded",
+    )
 
 
 class Server:
@@ -98,8 +104,9 @@ class Server:
         """The request body as a JSON object, and its size in bytes; PayloadTooLarge past
         ``max_body_bytes``, BadRequest when it is not a JSON object."""
         limit = self.config.max_body_bytes
-        too_large = PayloadTooLarge(f"the request body is larger than this server accepts "
-                                    f"(--max-body-bytes {limit})")
+        too_large = PayloadTooLarge(
+            f"the request body is larger than this server accepts (--max-body-bytes {limit})"
+        )
         length = request.headers.get("content-length", "")
         if length.isdigit() and int(length) > limit:
             raise too_large
@@ -131,8 +138,9 @@ class Server:
             return self.llm.tokenize(prompt)
         bad = [t for t in prompt if not 0 <= t < self.vocab]
         if bad:
-            raise BadRequest(f"prompt token id {bad[0]} is outside the vocabulary [0, {self.vocab})",
-                             param="prompt")
+            raise BadRequest(
+                f"prompt token id {bad[0]} is outside the vocabulary [0, {self.vocab})", param="prompt"
+            )
         return prompt
 
     def check_prompt(self, ids: list[int], config: GenerationConfig, param: str) -> list[int]:
@@ -147,18 +155,34 @@ class Server:
         except ContextOverflowError as e:
             raise _too_long(e.needed, e.available, self.context_length, param) from None
 
-    def _respond(self, arrival: float, reply: Reply, ids: list[int], config: GenerationConfig,
-                 stream: bool, include_usage: bool) -> GenerationResponse:
+    def _respond(
+        self,
+        arrival: float,
+        reply: Reply,
+        ids: list[int],
+        config: GenerationConfig,
+        stream: bool,
+        include_usage: bool,
+    ) -> GenerationResponse:
         """The generation's response; ``max_new_tokens`` is capped at the context length (a
         generation ends there anyway, with finish reason ``length``). The prompt is already
         fitted, so the generation runs with ``overflow="error"``."""
-        config = config.replace(max_new_tokens=min(config.max_new_tokens or self.context_length,
-                                                   self.context_length), overflow="error")
+        config = config.replace(
+            max_new_tokens=min(config.max_new_tokens or self.context_length, self.context_length),
+            overflow="error",
+        )
         timeout = self.config.request_timeout
-        produce = (stream_reply(self.queue, reply, ids, config, include_usage) if stream
-                   else whole_reply(self.queue, reply, ids, config))
-        return GenerationResponse(produce, deadline=None if timeout is None else arrival + timeout,
-                                  timeout=timeout, retry_after=self.queue.retry_after)
+        produce = (
+            stream_reply(self.queue, reply, ids, config, include_usage)
+            if stream
+            else whole_reply(self.queue, reply, ids, config)
+        )
+        return GenerationResponse(
+            produce,
+            deadline=None if timeout is None else arrival + timeout,
+            timeout=timeout,
+            retry_after=self.queue.retry_after,
+        )
 
     async def chat_completions(self, request: Request) -> GenerationResponse:
         arrival = time.monotonic()
@@ -167,8 +191,9 @@ class Server:
         req = parse_chat(body)
         ids = await _tokenize(size, self._chat_ids, req.messages, req.config)
         ids = self.check_prompt(ids, req.config, "messages")
-        return self._respond(arrival, Reply(self.model_id, chat=True), ids, req.config, req.stream,
-                             req.include_usage)
+        return self._respond(
+            arrival, Reply(self.model_id, chat=True), ids, req.config, req.stream, req.include_usage
+        )
 
     async def completions(self, request: Request) -> GenerationResponse:
         arrival = time.monotonic()
@@ -177,8 +202,9 @@ class Server:
         req = parse_completion(body, DEFAULT_COMPLETIONS_MAX_TOKENS)
         ids = await _tokenize(size, self._text_ids, req.prompt, req.config)
         ids = self.check_prompt(ids, req.config, "prompt")
-        return self._respond(arrival, Reply(self.model_id, chat=False), ids, req.config, req.stream,
-                             req.include_usage)
+        return self._respond(
+            arrival, Reply(self.model_id, chat=False), ids, req.config, req.stream, req.include_usage
+        )
 
     def _model(self) -> dict[str, Any]:
         return {"id": self.model_id, "object": "model", "created": self.created, "owned_by": "axllm"}
@@ -191,22 +217,30 @@ class Server:
         self.authorize(request)
         name = request.path_params["model_id"]
         if name != self.model_id:
-            raise NotFound(f"the model '{name}' does not exist; this server serves '{self.model_id}'",
-                           param="model", code="model_not_found")
+            raise NotFound(
+                f"the model '{name}' does not exist; this server serves '{self.model_id}'",
+                param="model",
+                code="model_not_found",
+            )
         return JSONResponse(self._model())
 
     async def health(self, request: Request) -> JSONResponse:
         queue = self.queue
-        return JSONResponse({
-            "status": "ok",
-            "model": self.model_id,
-            "busy": queue.busy,
-            "waiting": queue.waiting,
-            "max_queue": queue.max_queue,
-            "requests": dict(queue.counts),
-            "kv_slots": {"used": len(queue.slots), "capacity": queue.slots.capacity,
-                         "bytes": queue.slots.nbytes},
-        })
+        return JSONResponse(
+            {
+                "status": "ok",
+                "model": self.model_id,
+                "busy": queue.busy,
+                "waiting": queue.waiting,
+                "max_queue": queue.max_queue,
+                "requests": dict(queue.counts),
+                "kv_slots": {
+                    "used": len(queue.slots),
+                    "capacity": queue.slots.capacity,
+                    "bytes": queue.slots.nbytes,
+                },
+            }
+        )
 
 
 def _error_response(error: APIError) -> JSONResponse:
@@ -223,23 +257,22 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 404:
         return _error_response(NotFound(f"no route {request.method} {request.url.path}"))
     if exc.status_code == 405:
-        error = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}",
-                                 headers=dict(exc.headers or {}))
+        error = MethodNotAllowed(
+            f"{request.method} is not allowed on {request.url.path}", headers=dict(exc.headers or {})
+        )
         return _error_response(error)
     status = exc.status_code
-    error = BadRequest(str(exc.detail)) if 400 <= status < 500 else EngineFailure(str(exc.detail))
-    error.status = status
-    return _error_response(error)
+    other = BadRequest(str(exc.detail)) if 400 <= status < 500 else EngineFailure(str(exc.detail))
+    other.status = status
+    return _error_response(other)
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
-    logger.error("axllm.serve: unexpected error on %s %s", request.method, request.url.path,
-                 exc_info=exc)
-    return _error_response(EngineFailure(f"internal error: {type(exc).__name__}",
-                                         code="internal_error"))
+    logger.error("axllm.serve: unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _error_response(EngineFailure(f"internal error: {type(exc).__name__}", code="internal_error"))
 
 
-def _lifespan(server: Server) -> Callable[[Starlette], AsyncContextManager[None]]:
+def _lifespan(server: Server) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         try:
@@ -262,8 +295,10 @@ def create_app(llm: LLM, config: Optional[ServeConfig] = None) -> Starlette:
         Route("/v1/models/{model_id:path}", server.model, methods=["GET"]),
         Route("/health", server.health, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, exception_handlers={
-        APIError: _api_error, HTTPException: _http_error, Exception: _internal_error},
-        lifespan=_lifespan(server))
+    app = Starlette(
+        routes=routes,
+        exception_handlers={APIError: _api_error, HTTPException: _http_error, Exception: _internal_error},
+        lifespan=_lifespan(server),
+    )
     app.state.server = server
     return app

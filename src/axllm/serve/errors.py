@@ -36,8 +36,14 @@ class APIError(Exception):
     type = "server_error"
     default_code = "internal_error"
 
-    def __init__(self, message: str, *, param: Optional[str] = None, code: Optional[str] = None,
-                 headers: Optional[dict[str, str]] = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: Optional[str] = None,
+        code: Optional[str] = None,
+        headers: Optional[dict[str, str]] = None,
+    ):
         super().__init__(message)
         self.message = message
         self.param = param
@@ -46,8 +52,7 @@ class APIError(Exception):
 
     def body(self) -> dict[str, Any]:
         """The JSON object sent to the client."""
-        return {"error": {"message": self.message, "type": self.type, "param": self.param,
-                          "code": self.code}}
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
 
 
 class BadRequest(APIError):

@@ -29,9 +29,9 @@ import logging
 import math
 import threading
 import time
+from collections.abc import AsyncGenerator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import AsyncIterator, Iterator
 
 from axllm.generation import Chunk, GenerationConfig
 from axllm.llm import LLM
@@ -94,15 +94,20 @@ class ModelQueue:
         """Waits for the job under way and ends the model thread."""
         self._executor.shutdown(wait=True, cancel_futures=True)
 
-    async def generate(self, ids: list[int], config: GenerationConfig, info: RunInfo) -> AsyncIterator[Chunk]:
+    async def generate(
+        self, ids: list[int], config: GenerationConfig, info: RunInfo
+    ) -> AsyncGenerator[Chunk, None]:
         """The chunks of ``LLM.generate(ids, config)`` once the model is this request's turn;
         ``info`` is filled in before the first chunk. Raises ``QueueFull``, and what the
         generation raises (``ValueError``, ``axllm.AxllmError``)."""
         with self._mutex:
             if (self._busy or self._waiting) and self._waiting >= self.max_queue:
                 self.counts["rejected"] += 1
-                raise QueueFull(f"the server is busy: {self._waiting} requests are waiting for the "
-                                f"model (--max-queue {self.max_queue}); retry later", self.retry_after())
+                raise QueueFull(
+                    f"the server is busy: {self._waiting} requests are waiting for the "
+                    f"model (--max-queue {self.max_queue}); retry later",
+                    self.retry_after(),
+                )
             self._waiting += 1
         job = _Job()
         bridge: StreamBridge[Chunk] = StreamBridge()
@@ -126,13 +131,21 @@ class ModelQueue:
                 else:
                     await bridge.close()
 
-    def _run(self, job: _Job, bridge: StreamBridge[Chunk], ids: list[int], config: GenerationConfig,
-             info: RunInfo, arrived: float) -> None:
+    def _run(
+        self,
+        job: _Job,
+        bridge: StreamBridge[Chunk],
+        ids: list[int],
+        config: GenerationConfig,
+        info: RunInfo,
+        arrived: float,
+    ) -> None:
         """The request's work, on the model thread; never raises (``bridge`` carries everything)."""
         bridge.produce(self._work, job, ids, config, info, arrived)
 
-    def _work(self, job: _Job, ids: list[int], config: GenerationConfig, info: RunInfo,
-              arrived: float) -> Iterator[Chunk]:
+    def _work(
+        self, job: _Job, ids: list[int], config: GenerationConfig, info: RunInfo, arrived: float
+    ) -> Iterator[Chunk]:
         """Restores the best KV slot, yields the generation's chunks, then snapshots the cache
         into the slots; the books (counts, busy, service time) are done before it ends, so before
         the reader sees the end of the stream."""

@@ -31,16 +31,15 @@ names the field (``messages[1].content`` for a message's).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Optional, Union
-
+from typing import Any, Callable, Optional, Union
 
 from axllm.generation import GenerationConfig
 from axllm.serve.errors import BadRequest
 
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
-MESSAGE_KEYS = {"role", "content", "name", "refusal", "tool_calls", "function_call", "audio",
-                "annotations"}
+MESSAGE_KEYS = {"role", "content", "name", "refusal", "tool_calls", "function_call", "audio", "annotations"}
 
 
 @dataclass(frozen=True)
@@ -81,8 +80,7 @@ def _type_name(value: Any) -> str:
 
 
 def _wrong_type(name: str, want: str, value: Any) -> BadRequest:
-    return BadRequest(f"'{name}' must be {want}, got {_type_name(value)}", param=name,
-                      code="invalid_type")
+    return BadRequest(f"'{name}' must be {want}, got {_type_name(value)}", param=name, code="invalid_type")
 
 
 def _typed(kind: type, want: str) -> Callable[[str, Any], None]:
@@ -104,8 +102,11 @@ def _off(*allowed: Any, describe: str) -> Callable[[str, Any], None]:
         for ok in allowed:
             if type(value) is type(ok) and value == ok:
                 return
-        raise BadRequest(f"'{name}' is not supported by this server (only {describe})", param=name,
-                         code="unsupported_value")
+        raise BadRequest(
+            f"'{name}' is not supported by this server (only {describe})",
+            param=name,
+            code="unsupported_value",
+        )
 
     return parse
 
@@ -135,8 +136,9 @@ def _stream_options(name: str, value: Any) -> bool:
         raise _wrong_type(name, "an object", value)
     for key in value:
         if key not in ("include_usage", "include_obfuscation"):
-            raise BadRequest(f"unknown parameter '{name}.{key}'", param=f"{name}.{key}",
-                             code="unknown_parameter")
+            raise BadRequest(
+                f"unknown parameter '{name}.{key}'", param=f"{name}.{key}", code="unknown_parameter"
+            )
     _bool(f"{name}.include_obfuscation", value.get("include_obfuscation"))
     return _bool(f"{name}.include_usage", value.get("include_usage"))
 
@@ -149,8 +151,11 @@ def _model(name: str, value: Any) -> None:
 # Request fields that set a GenerationConfig field: each field under its own name, and OpenAI's
 # names for the length (earlier in this list wins when several are given).
 LENGTH_FIELDS = ("max_completion_tokens", "max_tokens", "max_new_tokens")
-CONFIG_FIELDS: dict[str, str] = {**{name: name for name in GenerationConfig.fields},
-                                 "max_tokens": "max_new_tokens", "max_completion_tokens": "max_new_tokens"}
+CONFIG_FIELDS: dict[str, str] = {
+    **{name: name for name in GenerationConfig.fields},
+    "max_tokens": "max_new_tokens",
+    "max_completion_tokens": "max_new_tokens",
+}
 COMMON_IGNORED: dict[str, Callable[[str, Any], Any]] = {
     "model": _model,
     "user": _typed(str, "a string"),
@@ -191,8 +196,9 @@ CHAT_FIELDS = {"messages", "stream", "stream_options", *CONFIG_FIELDS, *CHAT_IGN
 COMPLETION_FIELDS = {"prompt", "stream", "stream_options", *CONFIG_FIELDS, *COMPLETION_IGNORED}
 
 
-def _check_fields(body: Mapping[str, Any], known: set[str],
-                  ignored: Mapping[str, Callable[[str, Any], Any]]) -> None:
+def _check_fields(
+    body: Mapping[str, Any], known: set[str], ignored: Mapping[str, Callable[[str, Any], Any]]
+) -> None:
     for name in body:
         if name not in known:
             raise BadRequest(f"unknown parameter '{name}'", param=name, code="unknown_parameter")
@@ -235,12 +241,16 @@ def _content(name: str, value: Any, role: str) -> str:
         if not isinstance(part, dict):
             raise _wrong_type(where, "an object", part)
         if part.get("type") != "text":
-            raise BadRequest(f"'{where}.type' must be \"text\" (this server reads text only), got "
-                             f"{part.get('type')!r}", param=f"{where}.type", code="unsupported_value")
+            raise BadRequest(
+                f"'{where}.type' must be \"text\" (this server reads text only), got {part.get('type')!r}",
+                param=f"{where}.type",
+                code="unsupported_value",
+            )
         for key in part:
             if key not in ("type", "text"):
-                raise BadRequest(f"unknown parameter '{where}.{key}'", param=f"{where}.{key}",
-                                 code="unknown_parameter")
+                raise BadRequest(
+                    f"unknown parameter '{where}.{key}'", param=f"{where}.{key}", code="unknown_parameter"
+                )
         if not isinstance(part.get("text"), str):
             raise _wrong_type(f"{where}.text", "a string", part.get("text"))
         texts.append(_unicode(f"{where}.text", part["text"]))
@@ -255,20 +265,28 @@ def _message(i: int, message: Any) -> dict[str, str]:
     if not isinstance(role, str):
         raise _wrong_type(f"{where}.role", "a string", role)
     if role not in ROLES:
-        raise BadRequest(f"'{where}.role' must be one of {sorted(ROLES)} (this server has no tool "
-                         f"calling), got {role!r}", param=f"{where}.role", code="unsupported_value")
+        raise BadRequest(
+            f"'{where}.role' must be one of {sorted(ROLES)} (this server has no tool calling), got {role!r}",
+            param=f"{where}.role",
+            code="unsupported_value",
+        )
     for key in message:
         if key not in MESSAGE_KEYS:
-            raise BadRequest(f"unknown parameter '{where}.{key}'", param=f"{where}.{key}",
-                             code="unknown_parameter")
+            raise BadRequest(
+                f"unknown parameter '{where}.{key}'", param=f"{where}.{key}", code="unknown_parameter"
+            )
     if "content" not in message:
-        raise BadRequest(f"'{where}.content' is required", param=f"{where}.content",
-                         code="missing_required_parameter")
+        raise BadRequest(
+            f"'{where}.content' is required", param=f"{where}.content", code="missing_required_parameter"
+        )
     _typed(str, "a string")(f"{where}.name", message.get("name"))
     for key in ("tool_calls", "function_call", "audio"):
         if message.get(key):
-            raise BadRequest(f"'{where}.{key}' is not supported by this server",
-                             param=f"{where}.{key}", code="unsupported_value")
+            raise BadRequest(
+                f"'{where}.{key}' is not supported by this server",
+                param=f"{where}.{key}",
+                code="unsupported_value",
+            )
     return {"role": ROLES[role], "content": _content(f"{where}.content", message["content"], role)}
 
 
@@ -302,8 +320,11 @@ def _prompt(value: Any) -> Union[str, list[int]]:
     if not value:
         raise BadRequest("'prompt' must not be empty", param="prompt")
     if all(isinstance(t, str) for t in value) or all(isinstance(t, list) for t in value):
-        raise BadRequest("'prompt' holds several prompts; this server takes one per request",
-                         param="prompt", code="unsupported_value")
+        raise BadRequest(
+            "'prompt' holds several prompts; this server takes one per request",
+            param="prompt",
+            code="unsupported_value",
+        )
     if not all(isinstance(t, int) and not isinstance(t, bool) for t in value):
         raise _wrong_type("prompt", "a string or an array of integer token ids", value)
     return list(value)
@@ -315,8 +336,11 @@ def parse_completion(body: Mapping[str, Any], default_max_tokens: int) -> Comple
     prompt = _prompt(body.get("prompt"))
     config = _config(body, default_max_tokens)
     if config.overflow == "drop_oldest_turns":
-        raise BadRequest("'overflow': drop_oldest_turns needs chat messages (/v1/chat/completions)",
-                         param="overflow", code="unsupported_value")
+        raise BadRequest(
+            "'overflow': drop_oldest_turns needs chat messages (/v1/chat/completions)",
+            param="overflow",
+            code="unsupported_value",
+        )
     stream = _bool("stream", body.get("stream"))
     include_usage = _stream_options("stream_options", body.get("stream_options"))
     return CompletionRequest(prompt, config, stream, include_usage and stream)

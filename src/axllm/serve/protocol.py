@@ -94,8 +94,14 @@ class Reply:
             body.setdefault("content", "")
         return {"index": 0, key: body, "logprobs": None, "finish_reason": finish}
 
-    def chunk(self, text: Optional[str] = None, *, role: bool = False, finish: Optional[str] = None,
-              include_usage: bool = False) -> dict[str, Any]:
+    def chunk(
+        self,
+        text: Optional[str] = None,
+        *,
+        role: bool = False,
+        finish: Optional[str] = None,
+        include_usage: bool = False,
+    ) -> dict[str, Any]:
         """A streamed chunk: a delta of ``text`` (chat: with the role when ``role``), or the finish
         chunk when ``finish`` (an axllm finish reason) is given."""
         obj = self._base(stream=True)

@@ -20,21 +20,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, AsyncIterator, Awaitable, Callable, Optional
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, Callable, Optional
 
 from axllm.errors import AxllmError, ContextOverflowError
-from axllm.generation import Chunk
-from axllm.generation import GenerationConfig
-from axllm.serve.model_queue import ModelQueue, RunInfo
+from axllm.generation import Chunk, GenerationConfig
 from axllm.serve.errors import APIError, BadRequest, EngineFailure, RequestTimedOut
+from axllm.serve.model_queue import ModelQueue, RunInfo
 from axllm.serve.protocol import DONE, Reply, dumps, extension, sse
 
 logger = logging.getLogger("axllm.serve")
 Send = Callable[[dict], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict]]
 Produce = Callable[[Send], Awaitable[None]]
-SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
-               (b"x-accel-buffering", b"no")]
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
 
 
 def as_api_error(e: BaseException) -> APIError:
@@ -98,8 +101,14 @@ class GenerationResponse:
     """Runs ``produce(send)`` under the watch described in the module docstring. ``retry_after``
     gives the ``Retry-After`` seconds of a timeout error."""
 
-    def __init__(self, produce: Produce, *, deadline: Optional[float], timeout: Optional[float],
-                 retry_after: Callable[[], int]):
+    def __init__(
+        self,
+        produce: Produce,
+        *,
+        deadline: Optional[float],
+        timeout: Optional[float],
+        retry_after: Callable[[], int],
+    ):
         self.produce = produce
         self.deadline = deadline
         self.timeout = timeout
@@ -120,8 +129,10 @@ class GenerationResponse:
         if outcome == "disconnected":
             logger.info("axllm.serve: the client disconnected; its generation was cancelled")
         elif outcome == "timeout":
-            error = RequestTimedOut(f"the request took longer than --request-timeout "
-                                    f"{self.timeout:g} s and was cancelled", self.retry_after())
+            error = RequestTimedOut(
+                f"the request took longer than --request-timeout {self.timeout:g} s and was cancelled",
+                self.retry_after(),
+            )
             logger.warning("axllm.serve: %s", error.message)
             if not out.started:
                 await send_error(out.send, error)
@@ -132,8 +143,9 @@ class GenerationResponse:
         pending = {producer, watcher}
         while True:
             timeout = None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
-            done, _ = await asyncio.wait(pending, timeout=None if out.complete else timeout,
-                                         return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                pending, timeout=None if out.complete else timeout, return_when=asyncio.FIRST_COMPLETED
+            )
             if producer in done:
                 producer.result()
                 return "done"
@@ -158,8 +170,9 @@ async def _first(chunks: AsyncIterator[Chunk], send: Send) -> Optional[Chunk]:
     return None
 
 
-def stream_reply(queue: ModelQueue, reply: Reply, ids: list[int], config: GenerationConfig,
-                 include_usage: bool) -> Produce:
+def stream_reply(
+    queue: ModelQueue, reply: Reply, ids: list[int], config: GenerationConfig, include_usage: bool
+) -> Produce:
     """A producer streaming the generation as server-sent events (see ``axllm.serve.protocol``)."""
 
     async def produce(send: Send) -> None:

@@ -13,7 +13,8 @@ Contract:
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 from axllm.llm import KvSnapshot
 
@@ -67,7 +68,10 @@ class KvSlots:
         if self.capacity == 0:
             return
         n = len(snapshot.tokens)
-        self._snapshots = [s for s in self._snapshots
-                           if not (len(s.tokens) <= n and snapshot.tokens[:len(s.tokens)] == s.tokens)]
+        self._snapshots = [
+            s
+            for s in self._snapshots
+            if not (len(s.tokens) <= n and snapshot.tokens[: len(s.tokens)] == s.tokens)
+        ]
         self._snapshots.append(snapshot)
-        del self._snapshots[:max(0, len(self._snapshots) - self.capacity)]
+        del self._snapshots[: max(0, len(self._snapshots) - self.capacity)]
