@@ -168,37 +168,19 @@ class LLM:
             **kwargs,
         )
 
+    # fmt: off
     @overload
-    def generate(
-        self,
-        prompt: Prompt,
-        config: Optional[GenerationConfig] = None,
-        *,
-        stream: Literal[False] = False,
-        prefill_progress: Optional[PrefillProgress] = None,
-        **options: Unpack[GenerationOptions],
-    ) -> Completion: ...
-
+    def generate(self, prompt: Prompt, config: Optional[GenerationConfig] = None, *,
+                 stream: Literal[False] = False, prefill_progress: Optional[PrefillProgress] = None,
+                 **options: Unpack[GenerationOptions]) -> Completion: ...
     @overload
-    def generate(
-        self,
-        prompt: Prompt,
-        config: Optional[GenerationConfig] = None,
-        *,
-        stream: Literal[True],
-        prefill_progress: Optional[PrefillProgress] = None,
-        **options: Unpack[GenerationOptions],
-    ) -> Iterator[Chunk]: ...
-
-    def generate(
-        self,
-        prompt: Prompt,
-        config: Optional[GenerationConfig] = None,
-        *,
-        stream: bool = False,
-        prefill_progress: Optional[PrefillProgress] = None,
-        **options: Unpack[GenerationOptions],
-    ) -> Union[Completion, Iterator[Chunk]]:
+    def generate(self, prompt: Prompt, config: Optional[GenerationConfig] = None, *,
+                 stream: Literal[True], prefill_progress: Optional[PrefillProgress] = None,
+                 **options: Unpack[GenerationOptions]) -> Iterator[Chunk]: ...
+    def generate(self, prompt: Prompt, config: Optional[GenerationConfig] = None, *, stream: bool = False,
+                 prefill_progress: Optional[PrefillProgress] = None,
+                 **options: Unpack[GenerationOptions]) -> Union[Completion, Iterator[Chunk]]:
+        # fmt: on
         """Continue ``prompt`` (text, tokenized with the model's special tokens, or token ids used
         as they are) under ``config`` with ``options`` applied over it (the fields of
         ``GenerationConfig`` as keyword arguments). Returns a ``Completion``, or with
@@ -223,37 +205,19 @@ class LLM:
         chunks = self._chunks(ids, config, _progress_callable(prefill_progress))
         return chunks if stream else _collect(chunks)
 
+    # fmt: off
     @overload
-    def chat(
-        self,
-        messages: Messages,
-        config: Optional[GenerationConfig] = None,
-        *,
-        stream: Literal[False] = False,
-        prefill_progress: Optional[PrefillProgress] = None,
-        **options: Unpack[GenerationOptions],
-    ) -> Completion: ...
-
+    def chat(self, messages: Messages, config: Optional[GenerationConfig] = None, *,
+             stream: Literal[False] = False, prefill_progress: Optional[PrefillProgress] = None,
+             **options: Unpack[GenerationOptions]) -> Completion: ...
     @overload
-    def chat(
-        self,
-        messages: Messages,
-        config: Optional[GenerationConfig] = None,
-        *,
-        stream: Literal[True],
-        prefill_progress: Optional[PrefillProgress] = None,
-        **options: Unpack[GenerationOptions],
-    ) -> Iterator[Chunk]: ...
-
-    def chat(
-        self,
-        messages: Messages,
-        config: Optional[GenerationConfig] = None,
-        *,
-        stream: bool = False,
-        prefill_progress: Optional[PrefillProgress] = None,
-        **options: Unpack[GenerationOptions],
-    ) -> Union[Completion, Iterator[Chunk]]:
+    def chat(self, messages: Messages, config: Optional[GenerationConfig] = None, *,
+             stream: Literal[True], prefill_progress: Optional[PrefillProgress] = None,
+             **options: Unpack[GenerationOptions]) -> Iterator[Chunk]: ...
+    def chat(self, messages: Messages, config: Optional[GenerationConfig] = None, *, stream: bool = False,
+             prefill_progress: Optional[PrefillProgress] = None,
+             **options: Unpack[GenerationOptions]) -> Union[Completion, Iterator[Chunk]]:
+        # fmt: on
         """Reply to ``messages`` ([{"role": ..., "content": ...}, ...]) through the model's chat
         template; arguments and errors as for ``generate`` (plus TemplateError).
         ``overflow="drop_oldest_turns"`` drops the oldest non-system messages (a user message with
