@@ -13,7 +13,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from axllm import chat
+from axllm.progress import PrefillProgressLine
 
 PROMPT = ">>> "
 CONTINUATION = "... "
@@ -322,16 +322,16 @@ def test_ctrl_d_exits_0_and_slash_escape(fast, tmp_path):
 
 def test_prefill_progress_shows_only_slow_prefills_and_erases_itself():
     err = io.StringIO()
-    quick = chat.PrefillProgress(err, delay_s=60)
+    quick = PrefillProgressLine(err, delay_s=60)
     quick(16, 57)
     quick(57, 57)
     assert err.getvalue() == ""
-    slow = chat.PrefillProgress(err, delay_s=0)
+    slow = PrefillProgressLine(err, delay_s=0)
     slow(16, 57)
     slow(32, 57)
     slow(57, 57)
     assert err.getvalue() == "\r[prefill 16/57 tokens]\r[prefill 32/57 tokens]\r\x1b[K"
-    cut_short = chat.PrefillProgress(err, delay_s=0)
+    cut_short = PrefillProgressLine(err, delay_s=0)
     cut_short(16, 57)
     cut_short.clear()
     cut_short.clear()

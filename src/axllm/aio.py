@@ -82,17 +82,11 @@ async def achat(
 
 
 async def _collect(chunks: AsyncGenerator[Chunk, None]) -> Completion:
-    """A ``Completion`` from a whole stream, assembled as ``axllm.llm`` does for ``stream=False``."""
-    texts: list[str] = []
-    ids: list[int] = []
-    last: Chunk | None = None
+    """A ``Completion`` from a whole stream, assembled as ``LLM.generate`` does for ``stream=False``."""
+    got: list[Chunk] = []
     try:
         async for chunk in chunks:
-            texts.append(chunk.text)
-            ids.extend(chunk.token_ids)
-            last = chunk
+            got.append(chunk)
     finally:
         await chunks.aclose()
-    if last is None or last.finish_reason is None or last.metrics is None:
-        raise RuntimeError("the stream ended without a final chunk carrying a finish reason")
-    return Completion("".join(texts), ids, last.finish_reason, last.metrics, last.stop)
+    return Completion.from_chunks(got)

@@ -37,7 +37,6 @@ import argparse
 import signal
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any, Callable, Optional, TextIO
 
@@ -45,6 +44,7 @@ from typing_extensions import TypeGuard
 
 from axllm.errors import AxllmError, ContextOverflowError
 from axllm.generation import GenerationConfig
+from axllm.progress import LoadProgressBar, PrefillProgressLine
 
 PROMPT = ">>> "
 CONTINUATION = "... "
@@ -131,49 +131,6 @@ def one_line(e: BaseException) -> str:
     if isinstance(e, (AxllmError, ValueError, TypeError, OSError)):
         return text
     return f"{type(e).__name__}: {text}"
-
-
-class PrefillProgress:
-    """A ``prefill_progress=`` callback for one reply: once the prompt has been prefilling for
-    ``delay_s`` (a long prompt on a slow NPU), ``[prefill done/total tokens]`` is redrawn in place
-    on ``stream``, and erased when the prefill ends, before the reply is written."""
-
-    def __init__(self, stream: TextIO, delay_s: float = 0.5):
-        self.stream = stream
-        self.delay_s = delay_s
-        self.start = time.monotonic()
-        self.shown = False
-
-    def __call__(self, done: int, total: int) -> None:
-        if done >= total:
-            self.clear()
-            return
-        if self.shown or time.monotonic() - self.start >= self.delay_s:
-            self.stream.write(f"\r[prefill {done}/{total} tokens]")
-            self.stream.flush()
-            self.shown = True
-
-    def clear(self) -> None:
-        """Erases the progress line, if shown (also when a prefill ends early: Ctrl-C, an error)."""
-        if self.shown:
-            self.stream.write("\r\x1b[K")
-            self.stream.flush()
-            self.shown = False
-
-
-class LoadProgress:
-    """A ``progress=`` callback for ``LLM``: a bar redrawn in place on ``stream``."""
-
-    def __init__(self, stream: TextIO, width: int = 30):
-        self.stream = stream
-        self.width = width
-
-    def __call__(self, done: int, total: int) -> None:
-        filled = self.width * done // max(total, 1)
-        self.stream.write(f"\rloading [{'#' * filled}{'.' * (self.width - filled)}] {done}/{total}")
-        if done >= total:
-            self.stream.write("\n")
-        self.stream.flush()
 
 
 def history_path() -> Path:
@@ -368,7 +325,7 @@ class Repl:
         Ctrl-C stops the model (``LLM.stop()``: the generation ends at its next step with a final
         "cancelled" chunk) and drops the turn; ``last`` keeps the final chunk either way."""
         messages = [*self.messages, {"role": "user", "content": content}]
-        progress = PrefillProgress(self.err) if self.err.isatty() else None
+        progress = PrefillProgressLine(self.err) if self.err.isatty() else None
         stream = self.llm.chat(messages, self.config, stream=True, prefill_progress=progress)
         parts: list[str] = []
         last = None
@@ -583,7 +540,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             model = demo_model_dir()
         else:
             model = args.model
-        progress = LoadProgress(sys.stderr) if sys.stderr.isatty() else False
+        progress = LoadProgressBar(sys.stderr) if sys.stderr.isatty() else False
         llm = LLM(model, backend=args.backend, progress=progress)
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)

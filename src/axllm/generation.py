@@ -105,3 +105,12 @@ class Completion:
     finish_reason: str
     metrics: Metrics
     stop: Optional[str] = None
+
+    @classmethod
+    def from_chunks(cls, chunks: Sequence[Chunk]) -> Completion:
+        """The whole of a stream; RuntimeError when its last chunk carries no finish reason."""
+        last = chunks[-1] if chunks else None
+        if last is None or last.finish_reason is None or last.metrics is None:
+            raise RuntimeError("the stream ended without a final chunk carrying a finish reason")
+        ids = [i for chunk in chunks for i in chunk.token_ids]
+        return cls("".join(chunk.text for chunk in chunks), ids, last.finish_reason, last.metrics, last.stop)

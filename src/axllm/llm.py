@@ -8,6 +8,7 @@ which threads sharing the model take turns (``axllm.model_lock``).
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Callable, Optional, Union, overload
@@ -26,6 +27,7 @@ from axllm.model_dir import (
     post_config_sampling,
 )
 from axllm.model_lock import ModelLock
+from axllm.progress import LoadProgressBar
 from axllm.stop_strings import StopMatcher
 from axllm.tokenizer import Tokenizer
 
@@ -89,7 +91,7 @@ class LLM:
             or generation_config_sampling(tok_dir)
             or {"mode": "hf", "temperature": 0.0}
         )
-        callback = _progress_bar if progress is True else (progress or None)
+        callback = LoadProgressBar(sys.stderr) if progress is True else (progress or None)
         self._core = _core.LLM(str(root), backend, merged, callback, list(devices or []))
         g = self._core.geometry
         if self.tokenizer.vocab_size > g["vocab"]:
@@ -203,7 +205,7 @@ class LLM:
         config = _config(config, options)
         ids = self.prompt_ids(prompt, config)
         chunks = self._chunks(ids, config, _progress_callable(prefill_progress))
-        return chunks if stream else _collect(chunks)
+        return chunks if stream else Completion.from_chunks(list(chunks))
 
     # fmt: off
     @overload
@@ -226,7 +228,7 @@ class LLM:
         config = _config(config, options)
         ids = self.chat_prompt(messages, config)
         chunks = self._chunks(ids, config, _progress_callable(prefill_progress))
-        return chunks if stream else _collect(chunks)
+        return chunks if stream else Completion.from_chunks(list(chunks))
 
     def stop(self) -> None:
         """Cancel the running generation from any thread; it finishes with ``"cancelled"``."""
@@ -491,26 +493,3 @@ def _progress_callable(progress: Optional[PrefillProgress]) -> Optional[PrefillP
     if progress is not None and not callable(progress):
         raise TypeError("prefill_progress must be callable or None")
     return progress
-
-
-def _collect(chunks: Iterator[Chunk]) -> Completion:
-    texts: list[str] = []
-    ids: list[int] = []
-    last: Optional[Chunk] = None
-    for chunk in chunks:
-        texts.append(chunk.text)
-        ids.extend(chunk.token_ids)
-        last = chunk
-    assert last is not None and last.finish_reason is not None and last.metrics is not None
-    return Completion("".join(texts), ids, last.finish_reason, last.metrics, last.stop)
-
-
-def _progress_bar(done: int, total: int) -> None:
-    import sys
-
-    width = 30
-    filled = width * done // total
-    sys.stderr.write(f"\rloading [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-    if done == total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()

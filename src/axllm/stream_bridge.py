@@ -1,6 +1,6 @@
 """``StreamBridge``: the items of a synchronous iterator, produced on a thread, consumed on an
 asyncio event loop. ``axllm.aio`` (a thread per stream) and the server's model thread
-(``axllm.serve.worker``) both carry generation chunks through it.
+(``axllm.serve.model_queue``) both carry generation chunks through it.
 
 Contract:
 
