@@ -253,9 +253,48 @@ void test_default_thread_count() {
 
 }  // namespace
 
+// A worker that stalls in its tasks (here it sleeps 5 ms in each, as one descheduled by another
+// process would) makes an adaptive pool run the next regions on the caller alone: over 200
+// regions the stalled worker runs only the few tasks it claimed before the pool noticed (and a
+// probe after each solo period), and every task still runs exactly once. A kWait pool keeps
+// waiting for it.
+void test_stalled_workers_make_the_pool_go_solo() {
+  const auto caller = std::this_thread::get_id();
+  for (auto on_stall : {ThreadPool::OnStall::kAdapt, ThreadPool::OnStall::kWait}) {
+    ThreadPool pool(2, on_stall);
+    std::atomic<int> by_worker{0}, wrong{0};
+    const int regions = on_stall == ThreadPool::OnStall::kAdapt ? 200 : 10;
+    for (int r = 0; r < regions; ++r) {
+      std::vector<std::atomic<int>> hits(64);
+      pool.parallel_for(64, 1, [&](size_t b, size_t e) {
+        if (std::this_thread::get_id() != caller) {
+          by_worker++;
+          std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        } else {  // 200 us of work per task, so that the woken worker finds tasks left to claim
+          const double end = cpu_seconds(CLOCK_THREAD_CPUTIME_ID) + 200e-6;
+          while (cpu_seconds(CLOCK_THREAD_CPUTIME_ID) < end) {
+          }
+        }
+        for (size_t i = b; i < e; ++i) hits[i]++;
+      });
+      for (auto& h : hits) wrong += h.load() != 1;
+    }
+    CHECK(wrong.load() == 0);
+    if (on_stall == ThreadPool::OnStall::kAdapt) {
+      CHECK(pool.solo_regions() >= 190);
+      CHECK(by_worker.load() <= 10);
+    } else {
+      CHECK(pool.solo_regions() == 0);
+    }
+  }
+}
+
 int main() {
+  test_stalled_workers_make_the_pool_go_solo();
   for (int threads : {1, 2, 3, 4}) {
-    ThreadPool pool(threads);
+    // The mechanics below need every share of a region to run concurrently (some wait for all to
+    // start), so the pool must not go solo on a busy machine.
+    ThreadPool pool(threads, ThreadPool::OnStall::kWait);
     CHECK(pool.size() == threads);
     test_coverage(pool);
     test_every_share_once(pool);

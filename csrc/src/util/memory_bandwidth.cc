@@ -47,7 +47,7 @@ double measure_read_bandwidth(size_t bytes, int repeats, int threads) {
   const size_t words = std::max<size_t>(bytes / sizeof(uint64_t), 1024);
   std::vector<uint64_t> data(words);
   for (size_t i = 0; i < words; ++i) data[i] = i;
-  ThreadPool pool(threads);
+  ThreadPool pool(threads, ThreadPool::OnStall::kWait);  // every thread streams its share at once
   std::vector<uint64_t> sink(static_cast<size_t>(pool.size()), 0);
   double best = 0.0;
   for (size_t distance : {size_t{0}, size_t{512}, size_t{2048}}) {

@@ -1,6 +1,7 @@
 #include "util/thread_pool.h"
 
 #include <sched.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -52,6 +53,12 @@ uint32_t await(const std::atomic<uint32_t>& word, std::atomic<int>& sleepers, Re
   return v;
 }
 
+int64_t now_ns(clockid_t clock) {
+  timespec ts{};
+  clock_gettime(clock, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
 int allowed_cpus() {
   cpu_set_t set;
   CPU_ZERO(&set);
@@ -70,8 +77,10 @@ int default_thread_count() {
   return hc == 0 ? 1 : static_cast<int>(hc);
 }
 
-ThreadPool::ThreadPool(int n_threads)
-    : n_threads_(std::clamp(n_threads, 1, kMaxThreads)), owner_pid_(static_cast<int>(::getpid())) {
+ThreadPool::ThreadPool(int n_threads, OnStall on_stall)
+    : n_threads_(std::clamp(n_threads, 1, kMaxThreads)),
+      on_stall_(on_stall),
+      owner_pid_(static_cast<int>(::getpid())) {
   for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this] { worker(); });
 }
 
@@ -96,10 +105,11 @@ void ThreadPool::worker() {
   }
 }
 
-void ThreadPool::work_on(uint32_t region) {
+uint32_t ThreadPool::work_on(uint32_t region) {
+  uint32_t ran = 0;
   uint64_t c = claim_.load(std::memory_order_acquire);
   for (;;) {
-    if (region_of(c) != region || next_of(c) >= count_of(c)) return;
+    if (region_of(c) != region || next_of(c) >= count_of(c)) return ran;
     if (!claim_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel,
                                       std::memory_order_acquire)) {
       continue;
@@ -107,11 +117,30 @@ void ThreadPool::work_on(uint32_t region) {
     // The claimed task keeps its region open, so task_ stays valid until it is counted done.
     const uint32_t n_tasks = count_of(c);
     (*task_)(next_of(c));
+    ++ran;
     if (done_.fetch_add(1, std::memory_order_seq_cst) + 1 == n_tasks &&
         caller_sleeping_.load(std::memory_order_seq_cst) != 0) {
       done_.notify_all();
     }
     c = claim_.load(std::memory_order_acquire);
+  }
+}
+
+void ThreadPool::note_region(bool stalled) {
+  stall_score_ = 0.875f * stall_score_ + (stalled ? 0.125f : 0.0f);
+  if (stalled && (probing_ || stall_score_ > 0.3f)) {
+    // Go solo; a probe that stalls again doubles the next period.
+    solo_left_ = solo_span_;
+    solo_span_ = std::min(probing_ ? solo_span_ * 2 : solo_span_, kMaxSolo);
+    stall_score_ = 0;
+    calm_regions_ = 0;
+    probing_ = true;
+    return;
+  }
+  probing_ = false;
+  if (!stalled && ++calm_regions_ >= kMaxSolo) {
+    calm_regions_ = 0;
+    solo_span_ = kMinSolo;  // the workers have kept up for a long while: forget past stalls
   }
 }
 
@@ -121,15 +150,33 @@ void ThreadPool::run_tasks(uint32_t n_tasks, FunctionRef<void(uint32_t)> task) {
     for (uint32_t i = 0; i < n_tasks; ++i) task(i);
     return;
   }
+  if (solo_left_ > 0) {
+    --solo_left_;
+    solo_regions_.fetch_add(1, std::memory_order_relaxed);
+    for (uint32_t i = 0; i < n_tasks; ++i) task(i);
+    return;
+  }
   const uint32_t region = ++region_;
   task_ = &task;
   done_.store(0, std::memory_order_relaxed);
   claim_.store(pack(region, n_tasks, 0), std::memory_order_release);
   epoch_.store(region, std::memory_order_seq_cst);
   if (idle_sleepers_.load(std::memory_order_seq_cst) != 0) epoch_.notify_all();
-  work_on(region);
+  if (on_stall_ == OnStall::kWait) {
+    work_on(region);
+    await(done_, caller_sleeping_, [n_tasks](uint32_t d) { return d == n_tasks; });
+    task_ = nullptr;
+    return;
+  }
+  const int64_t wall0 = now_ns(CLOCK_MONOTONIC);
+  const int64_t cpu0 = now_ns(CLOCK_THREAD_CPUTIME_ID);
+  const uint32_t ran = work_on(region);
+  const int64_t cpu = now_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0;
   await(done_, caller_sleeping_, [n_tasks](uint32_t d) { return d == n_tasks; });
+  const int64_t wall = now_ns(CLOCK_MONOTONIC) - wall0;
   task_ = nullptr;
+  // The caller alone would have needed about its CPU time per task times every task.
+  note_region(ran > 0 && wall > cpu / ran * n_tasks + kStallSlackNs);
 }
 
 void ThreadPool::run(FunctionRef<void(int, int)> fn) {
