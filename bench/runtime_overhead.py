@@ -34,11 +34,10 @@ def main() -> None:
     g = llm.geometry
     n = min(args.tokens, g["kv_len"] - 10)
     prompt = [100] * 4
-    eos = llm.eos_token_ids
 
     cpp = []
     for _ in range(args.repeats):
-        gen = llm._core.generate(prompt, n + 1, eos, {"temperature": 0.0})
+        gen = llm._core.generate(prompt, axllm.GenerationConfig(max_new_tokens=n + 1, temperature=0))
         gen.run_steps(1)
         t0 = time.perf_counter()
         steps = gen.run_steps(n)

@@ -86,9 +86,10 @@ class ThreadPool {
   uint32_t work_on(uint32_t region);
   void worker();
 
-  // Solo periods, in regions (a decode step of a 24-layer model is about 120 regions).
+  // Solo periods, in regions (a decode step of a 24-layer model is about 120 regions, so the
+  // longest period is about a second of decoding).
   static constexpr uint32_t kMinSolo = 256;
-  static constexpr uint32_t kMaxSolo = 8192;
+  static constexpr uint32_t kMaxSolo = 4096;
   // A region stalled when it took longer than this plus the caller's estimate of running all of its
   // tasks alone.
   static constexpr int64_t kStallSlackNs = 20'000;
