@@ -40,9 +40,7 @@ def main() -> None:
     if args.model_dir:
         model_dir = args.model_dir
     else:
-        from axllm.demo import demo_model_dir
-
-        model_dir = demo_model_dir()
+        model_dir = axllm.demo_model()
     llm = axllm.LLM(model_dir)
     messages = conversation(llm)
     with_reuse, without, fractions = [], [], []

