@@ -59,8 +59,14 @@ class LLM:
     leaving a ``with`` block) frees the model's engine memory at once; later calls raise
     ``ClosedError``.
 
-    Raises ModelLoadError (a missing, malformed or inconsistent file, named), EngineError (an NPU
-    runtime that fails), ValueError/TypeError (bad arguments).
+    Attributes: ``path`` (the model directory), ``tokenizer``, ``chat_template`` and
+    ``last_metrics`` (the ``Metrics`` of the last generation that finished, or None).
+
+    Raises ModelLoadError (a missing, malformed or inconsistent file, named; its subclass
+    UnsupportedModelError for an architecture the engine does not know; a backend that cannot
+    run these files), TemplateError (a chat template that does not parse), EngineError (an NPU
+    runtime that fails), ValueError (an unknown ``backend``), TypeError (an argument or override
+    of the wrong type).
     """
 
     def __init__(
@@ -112,12 +118,14 @@ class LLM:
     @property
     def default_sampling(self) -> dict[str, Any]:
         """The sampler parameters used when a call sets no sampling option (a dict as
-        ``axllm._core.Sampler`` takes them)."""
+        ``axllm._core.Sampler`` takes them). Raises nothing (also readable after ``close()``)."""
         return dict(self._core.default_sampling)
 
     @property
     def eos_token_ids(self) -> list[int]:
-        """The token ids that end a generation (not returned as tokens). Settable."""
+        """The token ids that end a generation (not returned as tokens). Settable; setting raises
+        ValueError for an id outside the model's vocabulary, TypeError for one that is not an
+        int. Reading raises nothing (also after ``close()``)."""
         return list(self._core.eos_ids)
 
     @eos_token_ids.setter
@@ -126,42 +134,56 @@ class LLM:
 
     @property
     def backend(self) -> str:
-        """The engine running the model: ``"host"`` (the host engine), ``"ax"`` or ``"axcl"``."""
+        """The engine running the model: ``"host"`` (the host engine), ``"ax"`` or ``"axcl"``.
+        Raises nothing (also readable after ``close()``)."""
         return str(self._core.backend)
 
     @property
     def context_length(self) -> int:
-        """Tokens the KV cache holds at most (prompt and reply together)."""
+        """Tokens the KV cache holds at most (prompt and reply together): C, the build's
+        ``kv_cache_len``. Raises nothing (also readable after ``close()``)."""
         return int(self._core.geometry["kv_len"])
 
     @property
     def files(self) -> dict[str, Any]:
-        """The model files the runtime resolved: layers, post model, embeddings."""
+        """The model files the runtime resolved: ``root``, ``layer_template``, ``layers`` (one path
+        per layer), ``post``, ``embeddings``. Raises nothing (also readable after ``close()``)."""
         return dict(self._core.files)
 
     @property
     def geometry(self) -> dict[str, Any]:
         """What the model files' IO says: layers, groups, hidden size, KV width, context length,
-        prefill length, vocabulary, history capacity per group, IO dtype."""
+        prefill length, vocabulary, history capacity per group, IO dtype (keys ``n_layers``,
+        ``n_groups``, ``hidden``, ``kv_dim``, ``kv_len``, ``prefill_len``, ``vocab``, ...). Raises
+        nothing (also readable after ``close()``)."""
         return dict(self._core.geometry)
 
     @property
     def closed(self) -> bool:
-        """Whether ``close()`` has been called."""
+        """Whether ``close()`` has been called. Raises nothing."""
         return bool(self._core.closed)
 
     def tokenize(self, text: str, *, add_special_tokens: bool = True) -> list[int]:
-        """The token ids of ``text`` (with the tokenizer's BOS etc. when ``add_special_tokens``)."""
+        """The token ids of ``text`` with the model's tokenizer (special-token text such as
+        ``<|im_start|>`` becomes its id; the tokenizer's BOS etc. are added when
+        ``add_special_tokens``). Runs in Python, without the model (works after ``close()``).
+        Raises TypeError when ``text`` is not a str."""
         return self.tokenizer.encode(text, add_special_tokens=add_special_tokens)
 
     def detokenize(self, ids: Sequence[int], *, skip_special_tokens: bool = True) -> str:
-        """The text of ``ids`` (special tokens left out when ``skip_special_tokens``)."""
+        """The text of ``ids`` (special tokens left out when ``skip_special_tokens``; ids the
+        tokenizer does not know are left out). Works after ``close()``. Raises ValueError for an
+        id that is not a non-negative int."""
         return self.tokenizer.decode(list(ids), skip_special_tokens=skip_special_tokens)
 
     def apply_chat_template(
         self, messages: Messages, *, add_generation_prompt: bool = True, **kwargs: Any
     ) -> str:
-        """The prompt text the model's chat template makes of ``messages``. Raises TemplateError."""
+        """The prompt text the model's chat template makes of ``messages`` ([{"role": ...,
+        "content": ...}, ...]), ending with the start of the assistant's turn when
+        ``add_generation_prompt``; ``kwargs`` are passed to the template (e.g. ``tools``).
+        Raises ValueError (``messages`` not a non-empty list of mappings with a string role),
+        TemplateError (the template fails, or calls ``raise_exception``)."""
         return self.chat_template.render(
             messages,
             add_generation_prompt=add_generation_prompt,
@@ -200,8 +222,10 @@ class LLM:
         prompt minus the reused prefix); ``stop()`` from it cancels before the next chunk, and an
         exception it raises ends the generation and propagates.
 
-        Raises ValueError/TypeError (bad prompt or options, naming them), ContextOverflowError,
-        ClosedError, EngineError (during the steps)."""
+        Raises ValueError/TypeError (bad prompt or options, naming them; a token id outside the
+        vocabulary), ContextOverflowError, ClosedError, all at the call (with ``stream=True`` too);
+        EngineError from the steps (with ``stream=True``, from the iteration), and whatever
+        ``prefill_progress`` raises."""
         config = _config(config, options)
         ids = self.prompt_ids(prompt, config)
         chunks = self._chunks(ids, config, _progress_callable(prefill_progress))
@@ -221,7 +245,8 @@ class LLM:
              **options: Unpack[GenerationOptions]) -> Union[Completion, Iterator[Chunk]]:
         # fmt: on
         """Reply to ``messages`` ([{"role": ..., "content": ...}, ...]) through the model's chat
-        template; arguments and errors as for ``generate`` (plus TemplateError).
+        template; arguments and errors as for ``generate``, plus TemplateError and ValueError for
+        messages the template cannot take (see ``apply_chat_template``).
         ``overflow="drop_oldest_turns"`` drops the oldest non-system messages (a user message with
         the replies after it) until the prompt leaves room to reply, keeping the last user
         message."""
@@ -231,18 +256,21 @@ class LLM:
         return chunks if stream else Completion.from_chunks(list(chunks))
 
     def stop(self) -> None:
-        """Cancel the running generation from any thread; it finishes with ``"cancelled"``."""
+        """Cancel the running generation from any thread; it finishes with ``"cancelled"``. Does
+        nothing when none runs, also after ``close()``. Raises nothing."""
         self._core.stop()
 
     def reset(self) -> None:
-        """Empty the KV cache, except a precomputed system prompt (see precompute_system_prompt).
-        Raises ClosedError."""
+        """Empty the KV cache, except a precomputed system prompt (see precompute_system_prompt);
+        waits for the step under way. Raises ClosedError."""
         with self._lock.call:
             self._core.reset()
 
     def rewind(self, n: int) -> None:
         """Drop the last ``n`` cached tokens (to regenerate or edit the last message without a new
-        prefill of what comes before). Raises ValueError when fewer can be dropped."""
+        prefill of what comes before). A precomputed system prompt is never dropped. Raises
+        ValueError when ``n`` is negative or more than the unpinned cached tokens, TypeError when
+        it is not an int, ClosedError."""
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
         try:
@@ -253,25 +281,29 @@ class LLM:
 
     @property
     def context_usage(self) -> ContextUsage:
-        """Tokens in the KV cache and the context length."""
+        """Tokens in the KV cache and the context length, ``(used, capacity)``. Raises
+        ClosedError."""
         with self._lock.call:
             return ContextUsage(int(self._core.kv_size), self.context_length)
 
     @property
     def cached_tokens(self) -> list[int]:
-        """The token ids whose K/V rows the cache holds."""
+        """The token ids whose K/V rows the cache holds. Raises ClosedError."""
         with self._lock.call:
             return list(self._core.kv_tokens)
 
     @property
     def fingerprint(self) -> str:
-        """Identifies the model files (see kv_file.model_fingerprint)."""
+        """Identifies the model files (see kv_file.model_fingerprint; computed once, from each
+        file's name, size and first and last 64 KiB). Raises OSError when a model file cannot be
+        read."""
         if self._fingerprint is None:
             self._fingerprint = kv_file.model_fingerprint(self._core.files)
         return self._fingerprint
 
     def system_prompt_tokens(self, system_prompt: str) -> list[int]:
-        """The ids the chat template makes of a conversation holding only ``system_prompt``."""
+        """The ids the chat template makes of a conversation holding only ``system_prompt``.
+        Raises TemplateError."""
         text = self.apply_chat_template(
             [{"role": "system", "content": system_prompt}], add_generation_prompt=False
         )
@@ -279,7 +311,9 @@ class LLM:
 
     def precompute_system_prompt(self, system_prompt: str) -> int:
         """Prefill the system prompt once and keep it across reset(); chats that start with it
-        reuse it. Returns its token count."""
+        reuse it. Returns its token count. Replaces the cache (and an earlier pinned prompt).
+        Raises TemplateError, ContextOverflowError (it does not fit the context), ClosedError,
+        EngineError."""
         ids = self.system_prompt_tokens(system_prompt)
         with self._lock.call:
             self._core.pin_prefix(0)
@@ -289,36 +323,44 @@ class LLM:
         return len(ids)
 
     def snapshot(self) -> KvSnapshot:
-        """An in-memory copy of the KV cache (token ids, rows, pinned prefix), taken at once."""
+        """An in-memory copy of the KV cache (token ids, rows, pinned prefix), taken at once.
+        Raises ClosedError."""
         with self._lock.call:
             tokens, k, v, pinned = self._core.snapshot()
         return KvSnapshot(list(tokens), list(k), list(v), int(pinned))
 
     def restore(self, snapshot: KvSnapshot) -> None:
         """Puts a snapshot of this model's cache back (the next call reuses its prefix). Raises
-        ValueError when it does not fit this model."""
+        ValueError when it does not fit this model (layers, rows, context), ClosedError."""
         with self._lock.call:
             self._core.restore(snapshot.tokens, snapshot.k, snapshot.v, snapshot.pinned)
 
     def save_kv(self, path: Union[str, os.PathLike], extra: Optional[dict] = None) -> Path:
-        """Save the KV cache and its token ids (plus ``extra``, any JSON data) to a KV file."""
+        """Save the KV cache and its token ids (plus ``extra``, any JSON data) to a KV file,
+        written to ``<path>.tmp`` and renamed; returns the path. Raises OSError when it cannot be
+        written (e.g. a missing directory), TypeError when ``extra`` is not JSON-serializable,
+        ClosedError."""
         return kv_file.write(path, self.snapshot(), self._kv_identity(), extra)
 
     def load_kv(self, path: Union[str, os.PathLike]) -> dict:
         """Restore a KV file saved by ``save_kv``; returns its ``extra``. Raises
         KvFileMismatchError when the file belongs to another model, chat template or KV geometry,
-        ModelLoadError when it is not a readable KV file."""
+        ModelLoadError when it is not a readable KV file, ClosedError."""
         snapshot, extra = kv_file.read(path, self._kv_identity())
         self.restore(snapshot)
         return extra
 
     def export_kvcache(self, directory: Union[str, os.PathLike], system_prompt: str) -> Path:
         """Write the cache as ax-llm's kvcache directory (k_cache_<l>.bin, v_cache_<l>.bin,
-        config.json with system_prompt and precompute_len)."""
+        config.json with system_prompt and precompute_len); returns the directory. Raises
+        OSError when it cannot be written, ClosedError."""
         return kv_file.write_axllm_kvcache(directory, self.snapshot(), system_prompt)
 
     def import_kvcache(self, directory: Union[str, os.PathLike]) -> str:
-        """Load ax-llm's kvcache directory as a pinned system prompt; returns its text."""
+        """Load ax-llm's kvcache directory as a pinned system prompt; returns its text. Raises
+        ModelLoadError (a missing or unreadable config.json or cache file), KvFileMismatchError
+        (files of another geometry), TemplateError, ValueError (rows that do not fit this model),
+        ClosedError."""
         snapshot, system_prompt = kv_file.read_axllm_kvcache(
             directory, self.geometry, self.system_prompt_tokens
         )
@@ -328,32 +370,37 @@ class LLM:
     def close(self) -> None:
         """Cancel any generation, wait for its step to end and free the model's engine models and
         buffers (NPU memory included) now rather than at garbage collection. Idempotent; later
-        calls that use the model raise ClosedError."""
+        calls that use the model raise ClosedError (the properties that describe the model, the
+        tokenizer methods and ``stop()`` keep working). Raises nothing."""
         self._core.close()
 
     def astream(
         self, prompt: Prompt, config: Optional[GenerationConfig] = None, **options: Any
     ) -> AsyncIterator[Chunk]:
         """``async for chunk in llm.astream(prompt, ...)``: generate() streamed to asyncio; the
-        model runs on a worker thread and wakes the event loop per chunk (no polling)."""
+        model runs on a worker thread and wakes the event loop per chunk (no polling). Raises
+        what generate() raises, in the consumer; TypeError when ``stream=`` is passed."""
         return aio.astream(self, "generate", prompt, config, **options)
 
     def astream_chat(
         self, messages: Messages, config: Optional[GenerationConfig] = None, **options: Any
     ) -> AsyncIterator[Chunk]:
-        """chat() streamed to asyncio, like astream()."""
+        """chat() streamed to asyncio, like astream(). Raises what chat() raises, in the
+        consumer; TypeError when ``stream=`` is passed."""
         return aio.astream(self, "chat", messages, config, **options)
 
     async def agenerate(
         self, prompt: Prompt, config: Optional[GenerationConfig] = None, **options: Any
     ) -> Completion:
-        """``await llm.agenerate(prompt, ...)``: generate() off the event loop."""
+        """``await llm.agenerate(prompt, ...)``: generate() off the event loop. Raises what
+        generate() raises."""
         return await aio.agenerate(self, prompt, config, **options)
 
     async def achat(
         self, messages: Messages, config: Optional[GenerationConfig] = None, **options: Any
     ) -> Completion:
-        """``await llm.achat(messages, ...)``: chat() off the event loop."""
+        """``await llm.achat(messages, ...)``: chat() off the event loop. Raises what chat()
+        raises."""
         return await aio.achat(self, messages, config, **options)
 
     def __enter__(self) -> LLM:
@@ -376,8 +423,9 @@ class LLM:
         self, prompt: Prompt, config: Optional[GenerationConfig] = None, **options: Unpack[GenerationOptions]
     ) -> list[int]:
         """The token ids ``generate(prompt, config, **options)`` runs: ``prompt`` tokenized (or
-        its ids checked), fitted to the context per ``overflow``. Raises ValueError, TypeError,
-        ContextOverflowError."""
+        its ids checked), fitted to the context per ``overflow``. Raises ValueError (an id outside
+        the vocabulary, ``overflow="drop_oldest_turns"``), TypeError, ContextOverflowError,
+        ClosedError."""
         config = _config(config, options)
         if config.overflow == "drop_oldest_turns":
             raise ValueError("overflow='drop_oldest_turns' needs chat() messages")
@@ -390,8 +438,8 @@ class LLM:
         **options: Unpack[GenerationOptions],
     ) -> list[int]:
         """The token ids ``chat(messages, config, **options)`` runs: the chat template's prompt,
-        tokenized, fitted to the context per ``overflow``. Raises TemplateError,
-        ContextOverflowError."""
+        tokenized, fitted to the context per ``overflow``. Raises TemplateError, ValueError (see
+        ``apply_chat_template``), TypeError (bad options), ContextOverflowError, ClosedError."""
         config = _config(config, options)
         return self._core.fit_prompt(self._chat_ids(messages, config), config)
 
