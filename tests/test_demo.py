@@ -63,7 +63,10 @@ def test_quiet_prints_nothing(fake_build, capsys):
 def test_name_follows_the_resolved_options():
     base = demo.demo_build_name()
     assert demo.demo_build_name(BuildOptions(**vars(demo.BUILD_OPTIONS))) == base
-    assert demo.demo_build_name(BuildOptions(prefill_len=128, kv_cache_len=1023, last_kv_cache_len=[512])) != base
+    assert (
+        demo.demo_build_name(BuildOptions(prefill_len=128, kv_cache_len=1023, last_kv_cache_len=[512]))
+        != base
+    )
     assert demo.demo_build_name(BuildOptions(prefill_len=64, kv_cache_len=1023)) != base
     with pytest.raises(ValueError, match="prefill_len"):
         demo.demo_build_name(BuildOptions(prefill_len=0))
@@ -118,12 +121,20 @@ def test_zoo_path_demo_prints_the_directory(tmp_path):
     mine.mkdir()
     env = {**os.environ, "AXLLM_DEMO_MODEL": str(mine)}
     r = subprocess.run(
-        [sys.executable, "-m", "axllm.zoo", "path", "demo"], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "axllm.zoo", "path", "demo"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert (r.returncode, r.stdout) == (0, f"{mine}\n"), r.stderr
     env["AXLLM_DEMO_MODEL"] = str(tmp_path / "missing")
     r = subprocess.run(
-        [sys.executable, "-m", "axllm.zoo", "path", "demo"], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "axllm.zoo", "path", "demo"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert r.returncode == 1 and r.stdout == "" and "not a directory" in r.stderr
     r = subprocess.run(

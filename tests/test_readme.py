@@ -142,7 +142,11 @@ def test_blocks_run_in_order_on_the_real_demo(real_gguf, tmp_path):
     real_gguf("qwen2.5-coder-0.5b-instruct-q4_k_m")
     env = {k: v for k, v in os.environ.items() if k != "AXLLM_DEMO_MODEL"}
     r = subprocess.run(
-        [sys.executable, "-m", "axllm.zoo", "path", "demo"], env=env, capture_output=True, text=True, timeout=900
+        [sys.executable, "-m", "axllm.zoo", "path", "demo"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert r.returncode == 0, r.stderr
     times = [run_block(line, code, env, tmp_path, timeout=600) for line, code in readme_blocks()]

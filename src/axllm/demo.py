@@ -115,7 +115,9 @@ def _make(out: Path, quiet: bool) -> None:
     gguf = zoo.fetch_gguf(DEMO_MODEL)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        build(gguf, tmp, BUILD_OPTIONS, lambda msg: say(f"building the demo model for the host engine: {msg}"))
+        build(
+            gguf, tmp, BUILD_OPTIONS, lambda msg: say(f"building the demo model for the host engine: {msg}")
+        )
         tmp.chmod(0o755)  # mkdtemp makes 0700; the cache is meant to be shared read-only
         if out.exists():  # an incomplete directory left by an interrupted older version
             shutil.rmtree(out)
