@@ -45,7 +45,9 @@ FINISH_REASONS = ("stop", "length", "cancelled", "context_full")
 
 @dataclass(frozen=True)
 class ContextUsage:
-    """Tokens held in the KV cache and the context length."""
+    """Tokens held in the KV cache (``used``) and the context length (``capacity``), as
+    ``LLM.context_usage`` gives them; a frozen dataclass (assigning a field raises
+    ``dataclasses.FrozenInstanceError``)."""
 
     used: int
     capacity: int
@@ -53,9 +55,20 @@ class ContextUsage:
 
 @dataclass(frozen=True)
 class Metrics:
-    """Timings of one generation. ``ttft_ms`` runs from the start of the call to the first token
-    sampled (it includes the prefill); decode tok/s counts the tokens after the first.
-    ``cached_tokens`` prompt tokens were reused from the KV cache, ``prefilled_tokens`` were run."""
+    """Counts and timings of one generation, measured by the C++ runtime.
+
+    * ``prompt_tokens``: the prompt's length; ``cached_tokens`` of them were reused from the KV
+      cache and ``prefilled_tokens`` (the rest) were run through the model.
+    * ``generated_tokens``: the tokens returned (EOS excluded).
+    * ``ttft_ms``: from the generation's first step (the call, or a stream's first ``next()``) to
+      the first token sampled, the prefill included; ``prefill_ms``: from the same start to the
+      end of the prefill; ``decode_ms``: from the first token to the last step.
+    * ``prefill_tokens_per_s``: ``prompt_tokens`` per second of ``prefill_ms`` (cached tokens
+      count, so reuse shows as speed); ``decode_tokens_per_s``: the tokens after the first per
+      second of ``decode_ms`` (0 with fewer than two tokens).
+
+    A frozen dataclass: assigning a field raises ``dataclasses.FrozenInstanceError``.
+    """
 
     prompt_tokens: int = 0
     generated_tokens: int = 0
@@ -69,6 +82,8 @@ class Metrics:
 
     @classmethod
     def from_core(cls, d: Mapping[str, float]) -> Metrics:
+        """The metrics from the runtime's dict (``axllm._core`` generation ``metrics``). Raises
+        KeyError for a missing field, TypeError/ValueError for a value that is not a number."""
         return cls(
             prompt_tokens=int(d["prompt_tokens"]),
             generated_tokens=int(d["generated_tokens"]),
@@ -84,9 +99,13 @@ class Metrics:
 
 @dataclass(frozen=True)
 class Chunk:
-    """A piece of a streamed generation. ``token_ids`` are the ids whose text this chunk carries
-    (ids whose text is held back join a later chunk). The last chunk has ``finish_reason`` and
-    ``metrics``; ``stop`` names the stop string that ended the generation, if one did."""
+    """A piece of a streamed generation. ``text`` is new text (possibly empty in the last
+    chunk); ``token_ids`` are the ids whose text this chunk carries (ids whose text is held back,
+    an incomplete UTF-8 sequence or the possible start of a stop string, join a later chunk). The
+    last chunk has ``finish_reason`` (one of ``FINISH_REASONS``) and ``metrics``, the others
+    None; ``stop`` names the stop string that ended the generation, if one did (its text is not
+    in any chunk). A frozen dataclass: assigning a field raises
+    ``dataclasses.FrozenInstanceError``."""
 
     text: str
     token_ids: list[int] = field(default_factory=list)
@@ -98,7 +117,10 @@ class Chunk:
 @dataclass(frozen=True)
 class Completion:
     """A whole generation: the text (stop strings excluded), the generated ids (EOS excluded),
-    why it finished (one of ``FINISH_REASONS``) and its metrics."""
+    why it finished (one of ``FINISH_REASONS``: ``"stop"`` for EOS or a stop string,
+    ``"length"`` for ``max_new_tokens``, ``"cancelled"`` for ``LLM.stop()``, ``"context_full"``),
+    its ``Metrics``, and ``stop``, the stop string that ended it, if one did. A frozen dataclass:
+    assigning a field raises ``dataclasses.FrozenInstanceError``."""
 
     text: str
     token_ids: list[int]

@@ -42,8 +42,17 @@ class NodeArg:
 class InferenceSession:
     """A model file loaded by an engine; ``run`` executes one shape group.
 
+    ``path`` is the model file; ``providers`` is None (pick the engine by the file), a backend
+    name (``"host"``, ``"ax"``, ``"axcl"``) or pyaxengine provider names
+    (``"AxEngineExecutionProvider"``, ``"AXCLRTExecutionProvider"``, ``"CPUExecutionProvider"``
+    for the host engine), the first known one used.
+
     ``close()`` (or leaving a ``with`` block) frees the engine model and every buffer at once;
-    any use after that raises :class:`axllm.ClosedError`.
+    any use after that raises :class:`axllm.ClosedError` (``path`` and ``closed`` stay readable).
+
+    Raises ModelLoadError (a missing, truncated or malformed file, named; its subclass
+    UnsupportedModelError for an unknown architecture; a backend that cannot run the file),
+    EngineError (an NPU runtime that fails), ValueError (no known provider in ``providers``).
 
     >>> with InferenceSession("qwen2_p128_l0_together.hostmodel") as sess:
     ...     [i.name for i in sess.get_inputs(shape_group=1)]
@@ -59,11 +68,12 @@ class InferenceSession:
 
     def close(self) -> None:
         """Free the engine model and every buffer now (waits for a ``run`` in progress on
-        another thread). Idempotent."""
+        another thread). Idempotent. Raises nothing."""
         self._session.close()
 
     @property
     def closed(self) -> bool:
+        """Whether ``close()`` has been called. Raises nothing."""
         return self._session.closed
 
     def __enter__(self) -> InferenceSession:
@@ -75,18 +85,25 @@ class InferenceSession:
 
     @property
     def path(self) -> str:
-        """The model file (readable after close, for messages)."""
+        """The model file (readable after close, for messages). Raises nothing."""
         return self._path
 
     @property
     def num_groups(self) -> int:
+        """How many shape groups the model has (decode, prefill, prefill with history...).
+        Raises ClosedError."""
         self._check_open()
         return len(self._groups)
 
     def get_inputs(self, shape_group: int = 0) -> list[NodeArg]:
+        """The inputs of ``shape_group`` (name, shape, dtype, bytes), in the model's order.
+        Raises ValueError (a group out of range), TypeError (a group that is not an int),
+        ClosedError."""
         return list(self._group(shape_group)[0])
 
     def get_outputs(self, shape_group: int = 0) -> list[NodeArg]:
+        """The outputs of ``shape_group``, in the order ``run(None, ...)`` returns them. Raises
+        ValueError (a group out of range), TypeError (a group that is not an int), ClosedError."""
         return list(self._group(shape_group)[1])
 
     def run(
@@ -96,10 +113,14 @@ class InferenceSession:
         run_options: object = None,
         shape_group: int = 0,
     ) -> list[np.ndarray]:
-        """Run ``shape_group`` on ``input_feed`` and return the named outputs (all if ``None``).
+        """Run ``shape_group`` on ``input_feed`` and return the named outputs (all if ``None``),
+        as new numpy arrays. ``run_options`` is accepted for pyaxengine compatibility and ignored.
+        The GIL is released while the engine runs; concurrent runs on one session are serialized.
 
         Raises ``ValueError`` for an unknown, missing or misshapen input, an unknown output or an
-        out-of-range group, and ``TypeError`` for an input of the wrong dtype.
+        out-of-range group; ``TypeError`` for an input of the wrong dtype, a feed that is not a
+        mapping of numpy arrays, ``output_names`` given as one string, or a group that is not an
+        int; ``ClosedError`` after ``close()``; ``EngineError`` when an NPU runtime fails.
         """
         del run_options
         if not isinstance(input_feed, Mapping):
