@@ -1,6 +1,7 @@
 """TTFT of turn 5 of a scripted chat with KV prefix reuse versus without (the cache emptied before
 the turn), on the Qwen2.5-0.5B demo build (``axllm.demo_model()``: P=128, C=1023, the builder's
-default history groups), greedy, in one run. Target: reuse >= 5x faster; also reports the fraction of turn 5's prompt that was reused.
+default history groups), greedy, in one run. Target: reuse >= 5x faster; also reports the
+fraction of turn 5's prompt that was reused.
 
     python bench/chat_reuse.py [--model-dir DIR] [--repeats 3]
 """
