@@ -356,25 +356,23 @@ def test_the_core_refuses_concurrent_calls_and_the_llm_orders_them(built):
     calls from other threads wait for the step under way instead."""
     lm = axllm.LLM(built)
     core = lm._core
-    gen = core.generate(list(range(3, 90)), axllm.GenerationConfig(max_new_tokens=200, temperature=0))
-    busy, stop = [], threading.Event()
-
-    def hammer():
-        while not stop.is_set():
-            try:
-                assert core.kv_size >= 0
-            except axllm.BusyError as e:
-                busy.append(str(e))
-
-    t = threading.Thread(target=hammer)
-    t.start()
-    try:
-        for _ in gen:
-            if busy:
-                break
-    finally:
-        stop.set()
-        t.join()
+    busy: list[str] = []
+    # A thread runs whole generations in C++ (run_steps: the model's mutex is held for every step,
+    # released only between them); the main thread calls the core until one call collides.
+    for _ in range(50):
+        gen = core.generate(list(range(3, 90)), axllm.GenerationConfig(max_new_tokens=200, temperature=0))
+        runner = threading.Thread(target=gen.run_steps, args=(1000,))
+        runner.start()
+        try:
+            while runner.is_alive() and not busy:
+                try:
+                    assert core.kv_size >= 0
+                except axllm.BusyError as e:
+                    busy.append(str(e))
+        finally:
+            runner.join()
+        if busy:
+            break
     assert busy and "another thread" in busy[0]
     # Through axllm.LLM the same pattern never fails: reads wait for the step under way.
     errors, reads = [], []
