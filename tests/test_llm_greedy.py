@@ -128,13 +128,13 @@ def test_geometry_from_io_info(llm):
 
 
 def test_default_groups_prefill_the_whole_context_in_chunks(llm, caplog):
-    """A prompt of C - P tokens: the default build prefills it in P-chunks (no decode-step
-    warning); builds lacking a group fall back to decode steps from the first history no group
-    holds and warn once per model, naming the build flag and that history. Every output equals
-    transformers."""
+    """A prompt of C - P/2 tokens (C - 64 at P=128; its last chunk needs the largest group): the
+    default build prefills it in P-chunks (no decode-step warning); builds lacking a group fall
+    back to decode steps from the first history no group holds and warn once per model, naming
+    the build flag and that history. Every output equals transformers."""
     cfg, model, lm, kind = llm
     fresh = axllm.LLM(lm.path)  # the warning is logged once per model
-    prompt = [(7 * i + 3) % 256 for i in range(C - P)]
+    prompt = [(7 * i + 3) % 256 for i in range(C - P // 2)]
     want = hf_greedy(model, prompt, 4, eos=[10**6])
     with caplog.at_level(logging.WARNING, logger="axllm"):
         for _ in range(2):
