@@ -313,17 +313,16 @@ Llm::Chunk Llm::prefill_chunk(std::span<const int32_t> tokens, const std::atomic
       const auto round_up = [&](int64_t x) { return std::min(g.kv_len, (x + P - 1) / P * P); };
       const int64_t lo = round_up(h);
       const int64_t hi = round_up(h + (rest - 1) / P * P);
-      const std::string flags =
-          lo == hi ? "--last_kv_cache_len " + std::to_string(lo)
-                   : "--last_kv_cache_len at every multiple of " + std::to_string(P) + " from " +
-                         std::to_string(lo) + " to " + std::to_string(hi);
+      const std::string flags = lo == hi ? "--last_kv_cache_len " + std::to_string(lo)
+                                         : "--last_kv_cache_len at every multiple of " +
+                                               std::to_string(P) + " from " + std::to_string(lo) +
+                                               " to " + std::to_string(hi);
       log(LogLevel::kWarning,
-          files_.root + ": " + std::to_string(rest) + " prompt tokens after " +
-              std::to_string(h) +
+          files_.root + ": " + std::to_string(rest) + " prompt tokens after " + std::to_string(h) +
               " tokens in the KV cache go through decode steps (one token per engine run) "
               "because the build has no prefill group with a history of " +
-              std::to_string(h) + " tokens or more; a build with " + flags +
-              " prefills them in " + std::to_string(P) +
+              std::to_string(h) + " tokens or more; a build with " + flags + " prefills them in " +
+              std::to_string(P) +
               "-token chunks (pulsar2 llm_build; python -m axllm.build makes such groups when the "
               "flag is left out). Logged once per model.");
     }
