@@ -1,11 +1,13 @@
 """Greedy generation through the C++ runtime equals transformers' generate on tiny random Qwen2
 and Llama models built -t fp32 -w fp32: prompts shorter than P, exactly P and longer than P, on
-2-group builds (the remainder goes through decode steps) and history-group builds (chunked
-prefill), with several EOS ids."""
+2-group builds (the remainder goes through decode steps), history-group builds (chunked
+prefill) and default builds (groups at every multiple of P: the whole context in chunks), with
+several EOS ids."""
 
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 import torch
@@ -14,14 +16,20 @@ from helpers.tiny_models import TinyConfig, make_model, save_model  # noqa: E402
 from helpers.tiny_tokenizer import write_tiny_tokenizer  # noqa: E402
 
 import axllm  # noqa: E402
-from axllm.build import BuildOptions, build  # noqa: E402
+from axllm.build import BuildOptions, build, default_history_lens  # noqa: E402
 
 P = 8
 MODELS = [
     TinyConfig("qwen2", num_heads=4, num_kv_heads=2, vocab_size=300, seed=31),
     TinyConfig("llama", num_heads=4, num_kv_heads=1, vocab_size=300, tie=True, seed=32),
 ]
-BUILDS = {"2-group": [], "ctx": [8, 16, 32]}
+C = 64
+BUILDS = {"2-group": [], "ctx": [8, 16, 32], "default": None}
+
+
+def history_lens(kind):
+    groups = BUILDS[kind]
+    return default_history_lens(P, C) if groups is None else groups
 
 
 @pytest.fixture(scope="module", params=MODELS, ids=lambda c: c.id)
@@ -41,7 +49,7 @@ def llm(request, hf, tmp_path_factory):
         tmp_path_factory.mktemp(f"{cfg.id}-{request.param}"),
         BuildOptions(
             prefill_len=P,
-            kv_cache_len=64,
+            kv_cache_len=C,
             last_kv_cache_len=BUILDS[request.param],
             hidden_state_type="fp32",
             weight_type="fp32",
@@ -114,5 +122,29 @@ def test_geometry_from_io_info(llm):
     g = lm.geometry
     assert (g["kv_len"], g["prefill_len"], g["hidden"]) == (64, P, cfg.hidden_size)
     assert g["kv_dim"] == cfg.num_kv_heads * cfg.head_dim
-    assert g["history_capacity"] == [64, 0] + BUILDS[kind]
-    assert json.loads((lm.path / "config.json").read_text())["axllm_build"]["kv_cache_len"] == 64
+    assert g["history_capacity"] == [64, 0] + history_lens(kind)
+    recorded = json.loads((lm.path / "config.json").read_text())["axllm_build"]
+    assert recorded["kv_cache_len"] == 64 and recorded["last_kv_cache_len"] == history_lens(kind)
+
+
+def test_default_groups_prefill_the_whole_context_in_chunks(llm, caplog):
+    """A prompt of C - P/2 tokens (C - 64 at P=128; its last chunk needs the largest group): the
+    default build prefills it in P-chunks (no decode-step warning); builds lacking a group fall
+    back to decode steps from the first history no group holds and warn once per model, naming
+    the build flag and that history. Every output equals transformers."""
+    cfg, model, lm, kind = llm
+    fresh = axllm.LLM(lm.path)  # the warning is logged once per model
+    prompt = [(7 * i + 3) % 256 for i in range(C - P // 2)]
+    want = hf_greedy(model, prompt, 4, eos=[10**6])
+    with caplog.at_level(logging.WARNING, logger="axllm"):
+        for _ in range(2):
+            fresh.reset()
+            assert fresh.generate(prompt, max_new_tokens=4, temperature=0).token_ids == want
+    warnings = [r.getMessage() for r in caplog.records if r.name == "axllm"]
+    if kind == "default":
+        assert warnings == []
+        return
+    assert len(warnings) == 1, warnings
+    lacking = (max(history_lens(kind), default=0) // P + 1) * P
+    assert f"history of {lacking} tokens or more" in warnings[0]
+    assert f"--last_kv_cache_len at every multiple of {P} from {lacking} to" in warnings[0]

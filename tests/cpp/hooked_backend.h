@@ -1,6 +1,7 @@
 #pragma once
 // The host backend with test hooks: a callback after the k-th layer run (counting runs of every
-// layer model, not of the post model), and any number of placements (as if the backend drove
+// layer model, not of the post model), a callback before every layer run given its group (to
+// slow some runs down), and any number of placements (as if the backend drove
 // several AXCL cards) with a record of the placement each model was loaded in, so runtime paths
 // the host engine alone never takes run here.
 #include <functional>
@@ -19,6 +20,7 @@ struct Hooks {
   int runs = 0;
   int trigger = -1;  // after this many layer runs, call on_trigger (once); -1 never
   std::function<void()> on_trigger;
+  std::function<void(int group)> before_run;  // before every layer run, when set
   int placements = 1;  // what the backend reports as num_placements()
   std::vector<std::pair<std::string, int>> loads;  // (file name, placement) per load_model
   void after_run() {
@@ -37,6 +39,7 @@ class HookedModel : public axllm::Model {
     inner_->bind(group, tensor, std::move(buffer), offset);
   }
   void run(int group) override {
+    if (count_runs_ && hooks_->before_run) hooks_->before_run(group);
     inner_->run(group);
     if (count_runs_) hooks_->after_run();
   }

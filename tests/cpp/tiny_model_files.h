@@ -58,14 +58,16 @@ inline TensorData random_tensor(std::mt19937& rng, const std::string& name,
   return {name, std::move(shape), std::move(v)};
 }
 
-// A llama-style layer with fp32 IO and weights, P=8, C=24, history groups 8 and 16.
-inline void write_layer(const std::string& path, unsigned seed = 3) {
+// A llama-style layer with fp32 IO and weights, P=8, C=24, history groups `history_lens`.
+inline void write_layer(const std::string& path, unsigned seed = 3,
+                        const std::string& history_lens = "8 16") {
   std::mt19937 rng(seed);
   write_hostmodel(path,
                   "kind layer\narch llama\nlayer_index 0\nhidden_size 32\nrms_norm_eps 1e-06\n"
                   "io_dtype fp32\nweight_dtype fp32\nnum_heads 4\nnum_kv_heads 2\nhead_dim 8\n"
                   "intermediate_size 48\nattention_scaling 1.0\nprefill_len 8\nkv_cache_len 24\n"
-                  "history_lens 8 16\n",
+                  "history_lens " +
+                      history_lens + "\n",
                   {random_tensor(rng, "input_layernorm.weight", {H}),
                    random_tensor(rng, "self_attn.q_proj.weight", {NH * HD, H}),
                    random_tensor(rng, "self_attn.k_proj.weight", {NKV * HD, H}),
@@ -103,14 +105,16 @@ inline void write_embeddings(const std::string& path) {
 }
 
 // A model directory of `layers` layers shaped like pulsar2's output, in a fresh temporary
-// directory named after `name` and the process id. Returns its path; the caller removes it.
-inline std::filesystem::path write_model_dir(const std::string& name, int layers = 2) {
+// directory named after `name` and the process id, with history groups `history_lens` (space
+// separated). Returns its path; the caller removes it.
+inline std::filesystem::path write_model_dir(const std::string& name, int layers = 2,
+                                             const std::string& history_lens = "8 16") {
   namespace fs = std::filesystem;
   const fs::path dir = fs::temp_directory_path() / (name + "_" + std::to_string(::getpid()));
   fs::create_directories(dir);
   for (int l = 0; l < layers; ++l) {
     write_layer((dir / ("llama_p8_l" + std::to_string(l) + "_together.hostmodel")).string(),
-                static_cast<unsigned>(3 + l));
+                static_cast<unsigned>(3 + l), history_lens);
   }
   write_post((dir / "llama_post.hostmodel").string());
   write_embeddings((dir / "model.embed_tokens.weight.bfloat16.bin").string());

@@ -124,16 +124,31 @@ class Llm : public std::enable_shared_from_this<Llm> {
     int64_t consumed = 0;    // leading tokens run and appended to the cache
     bool cancelled = false;  // cancel was seen before all of them ran
   };
-  // Runs the next chunk of `tokens` after the cached rows: up to P tokens through the smallest
-  // prefill group whose history capacity fits, else up to P decode steps. Computes the logits of
-  // the last token when the chunk consumes all of `tokens`.
+  // Runs the next chunk of `tokens` after the cached rows: up to P tokens through prefill_group(),
+  // else (no group holds the history) up to P decode steps, logging a warning naming the build
+  // flag that would add the group, once per model. Computes the logits of the last token when the
+  // chunk consumes all of `tokens`.
   Chunk prefill_chunk(std::span<const int32_t> tokens, const std::atomic<bool>& cancel);
-  // How many leading prompt tokens to keep from the cache: the longest common prefix (at most
-  // prompt.size() - 1, so one token is left to compute logits), or 0 when a fresh prefill is
-  // estimated to be faster than reusing it (from the run times measured so far).
+  // The smallest prefill group whose history capacity holds `history` cached rows, -1 if none.
+  int prefill_group(int64_t history) const;
+  // Prefix reuse is decided from the build's shapes only, never from measured times, so one
+  // conversation keeps the same cached tokens on a busy and an idle machine.
+  //
+  // Cost model: prefill_cost(h, n) counts the engine runs prefill_chunk makes to prefill n tokens
+  // after h cached ones, in units of one decode step (one row through every layer): a decode
+  // step costs kStepCost, a prefill chunk (P rows in one pass over the weights, P padded rows
+  // whatever the chunk's length) costs max(kStepCost, P * kStepCost / 8), i.e. a chunk runs in the
+  // time of P/8 decode steps. That ratio is fixed (the host engine on 2 cores runs a chunk of
+  // Qwen2.5-0.5B in about 19 decode steps' time, 0.6 s against 33 ms; NPUs, whose decode steps are
+  // bound by weight reads, in fewer), so the cost depends on P and the groups alone.
+  int64_t prefill_cost(int64_t h, int64_t n) const;
+  // How many leading prompt tokens to keep from the cache. Candidates: the longest common prefix
+  // L with the cache (at most prompt.size() - 1, so one token is left to compute logits), each
+  // group's history capacity below L (the rest then prefills from where that group starts) and 0
+  // (a fresh prefill), none below the pinned prefix. The cheapest by prefill_cost() wins; a
+  // shorter candidate must be strictly cheaper, so a prefix after which the rest prefills in
+  // chunks is always kept whole (it needs no more chunks than any shorter candidate).
   size_t reusable_prefix(std::span<const int32_t> prompt) const;
-  // Estimated milliseconds to prefill n tokens after h cached ones (0 when nothing measured).
-  double estimate_prefill_ms(int64_t h, int64_t n) const;
   // Feeds one token at the next row and computes its logits.
   void decode(int32_t token);
   std::span<const float> logits() const { return logits_; }
@@ -157,10 +172,10 @@ class Llm : public std::enable_shared_from_this<Llm> {
   std::atomic<bool> closed_{false};
   std::atomic<uint64_t> serial_{0};
   int64_t pinned_ = 0;
-  double step_ms_ = 0;                 // measured decode step time (moving average)
-  std::vector<double> chunk_ms_;       // measured prefill chunk time per group
+  bool warned_decode_prefill_ = false;  // the decode-step fallback warning was logged
   std::shared_ptr<std::atomic<bool>> current_cancel_;
   mutable std::mutex control_mutex_;  // guards current_cancel_, eos_ids_ and default_sampling_
+  static constexpr int64_t kStepCost = 8;  // prefill_cost() of one decode step
 };
 
 }  // namespace axllm

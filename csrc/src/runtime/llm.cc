@@ -1,11 +1,11 @@
 #include "axllm/llm.h"
 
 #include <algorithm>
-#include <chrono>
 #include <stdexcept>
 #include <string>
 
 #include "axllm/errors.h"
+#include "axllm/log.h"
 #include "runtime/layer_stack.h"
 
 namespace axllm {
@@ -34,7 +34,6 @@ std::shared_ptr<Llm> Llm::load(std::shared_ptr<Backend> backend, const ModelFile
       std::make_unique<KvCache>(*backend, g.n_layers, llm->stack_->kv_rows(),
                                 static_cast<size_t>(g.kv_dim) * dtype_size(g.io_dtype), g.kv_len);
   llm->stack_->bind_kv(*llm->kv_);
-  llm->chunk_ms_.assign(static_cast<size_t>(g.n_groups), 0.0);
   llm->scratch_.reserve(static_cast<size_t>(g.prefill_len * g.hidden) * 4 + 64);
   return llm;
 }
@@ -84,15 +83,6 @@ std::vector<int32_t> Llm::kv_tokens() const {
   auto lock = lock_state();
   return kv_->tokens();
 }
-
-namespace {
-double since_ms(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-}
-void update_average(double& avg, double sample) {
-  avg = avg == 0 ? sample : 0.7 * avg + 0.3 * sample;
-}
-}  // namespace
 
 void Llm::reset() {
   auto lock = lock_state();
@@ -215,28 +205,29 @@ void Llm::close() {
 
 bool Llm::closed() const { return closed_.load(); }
 
-double Llm::estimate_prefill_ms(int64_t h, int64_t n) const {
+int Llm::prefill_group(int64_t history) const {
   const ModelGeometry& g = geometry_;
-  double total = 0;
+  int group = -1;
+  for (int gi = 1; gi < g.n_groups; ++gi) {
+    if (g.history_capacity[gi] >= history &&
+        (group < 0 || g.history_capacity[gi] < g.history_capacity[group])) {
+      group = gi;
+    }
+  }
+  return group;
+}
+
+int64_t Llm::prefill_cost(int64_t h, int64_t n) const {
+  const int64_t P = geometry_.prefill_len;
+  const int64_t chunk_cost = std::max(kStepCost, P * kStepCost / 8);
+  int64_t cost = 0;
   while (n > 0) {
-    int group = -1;
-    for (int gi = 1; gi < g.n_groups; ++gi) {
-      if (g.history_capacity[gi] >= h &&
-          (group < 0 || g.history_capacity[gi] < g.history_capacity[group])) {
-        group = gi;
-      }
-    }
-    if (group < 0) {
-      if (step_ms_ == 0) return 0;
-      return total + static_cast<double>(n) * step_ms_;
-    }
-    if (chunk_ms_[group] == 0) return 0;
-    total += chunk_ms_[group];
-    const int64_t m = std::min(g.prefill_len, n);
+    const int64_t m = std::min(P, n);
+    cost += prefill_group(h) >= 0 ? chunk_cost : m * kStepCost;
     h += m;
     n -= m;
   }
-  return total;
+  return cost;
 }
 
 size_t Llm::reusable_prefix(std::span<const int32_t> prompt) const {
@@ -246,12 +237,25 @@ size_t Llm::reusable_prefix(std::span<const int32_t> prompt) const {
   lcp = std::min(lcp, prompt.size() - 1);
   if (lcp == 0) return 0;
   const int64_t n = static_cast<int64_t>(prompt.size());
-  const double reuse =
-      estimate_prefill_ms(static_cast<int64_t>(lcp), n - static_cast<int64_t>(lcp));
-  const double fresh = estimate_prefill_ms(0, n);
-  // A fresh prefill must be clearly faster (10 %) before the cached rows are thrown away.
-  if (reuse > 0 && fresh > 0 && fresh < 0.9 * reuse) return 0;
-  return lcp;
+  const int64_t floor = std::min<int64_t>(pinned_, static_cast<int64_t>(lcp));
+  int64_t best = static_cast<int64_t>(lcp);
+  int64_t best_cost = prefill_cost(best, n - best);
+  // Shorter candidates in decreasing order; each must be strictly cheaper than the best so far.
+  std::vector<int64_t> shorter;
+  for (int gi = 1; gi < geometry_.n_groups; ++gi) {
+    const int64_t cap = geometry_.history_capacity[gi];
+    if (cap >= floor && cap < best) shorter.push_back(cap);
+  }
+  shorter.push_back(floor);
+  std::sort(shorter.rbegin(), shorter.rend());
+  for (int64_t k : shorter) {
+    const int64_t cost = prefill_cost(k, n - k);
+    if (cost < best_cost) {
+      best = k;
+      best_cost = cost;
+    }
+  }
+  return static_cast<size_t>(best);
 }
 
 void Llm::stop() {
@@ -299,24 +303,36 @@ Llm::Chunk Llm::prefill_chunk(std::span<const int32_t> tokens, const std::atomic
     return out;
   }
   const int64_t h = kv_->size();
-  int group = -1;
-  for (int gi = 1; gi < g.n_groups; ++gi) {
-    if (g.history_capacity[gi] >= h &&
-        (group < 0 || g.history_capacity[gi] < g.history_capacity[group])) {
-      group = gi;
-    }
-  }
+  const int group = prefill_group(h);
   const size_t m = std::min<size_t>(static_cast<size_t>(g.prefill_len), tokens.size());
   if (group < 0) {
+    if (!warned_decode_prefill_) {
+      warned_decode_prefill_ = true;
+      const int64_t P = g.prefill_len;
+      const int64_t rest = static_cast<int64_t>(tokens.size());
+      const auto round_up = [&](int64_t x) { return std::min(g.kv_len, (x + P - 1) / P * P); };
+      const int64_t lo = round_up(h);
+      const int64_t hi = round_up(h + (rest - 1) / P * P);
+      const std::string flags = lo == hi ? "--last_kv_cache_len " + std::to_string(lo)
+                                         : "--last_kv_cache_len at every multiple of " +
+                                               std::to_string(P) + " from " + std::to_string(lo) +
+                                               " to " + std::to_string(hi);
+      log(LogLevel::kWarning,
+          files_.root + ": " + std::to_string(rest) + " prompt tokens after " + std::to_string(h) +
+              " tokens in the KV cache go through decode steps (one token per engine run) "
+              "because the build has no prefill group with a history of " +
+              std::to_string(h) + " tokens or more; a build with " + flags + " prefills them in " +
+              std::to_string(P) +
+              "-token chunks (pulsar2 llm_build; python -m axllm.build makes such groups when the "
+              "flag is left out). Logged once per model.");
+    }
     for (size_t i = 0; i < m; ++i) {
       if (i > 0 && cancel.load(std::memory_order_relaxed)) {
         out.cancelled = true;
         return out;
       }
       embeddings_->write_rows(tokens.subspan(i, 1), g.io_dtype, stack_->input(), 0, scratch_);
-      const auto t0 = std::chrono::steady_clock::now();
       stack_->run_decode(kv_->size(), *kv_);
-      update_average(step_ms_, since_ms(t0));
       kv_->append(tokens.subspan(i, 1));
       ++out.consumed;
       if (i + 1 == tokens.size()) logits_ = stack_->run_post(0);
@@ -324,12 +340,10 @@ Llm::Chunk Llm::prefill_chunk(std::span<const int32_t> tokens, const std::atomic
     return out;
   }
   embeddings_->write_rows(tokens.subspan(0, m), g.io_dtype, stack_->input(), 0, scratch_);
-  const auto t0 = std::chrono::steady_clock::now();
   if (!stack_->run_prefill(group, h, static_cast<int64_t>(m), *kv_, cancel)) {
     out.cancelled = true;
     return out;
   }
-  update_average(chunk_ms_[static_cast<size_t>(group)], since_ms(t0));
   kv_->append(tokens.subspan(0, m));
   out.consumed = static_cast<int64_t>(m);
   if (m == tokens.size()) logits_ = stack_->run_post(static_cast<int64_t>(m) - 1);
@@ -339,9 +353,7 @@ Llm::Chunk Llm::prefill_chunk(std::span<const int32_t> tokens, const std::atomic
 void Llm::decode(int32_t token) {
   const int32_t ids[1] = {token};
   embeddings_->write_rows(ids, geometry_.io_dtype, stack_->input(), 0, scratch_);
-  const auto t0 = std::chrono::steady_clock::now();
   stack_->run_decode(kv_->size(), *kv_);
-  update_average(step_ms_, since_ms(t0));
   kv_->append(ids);
   logits_ = stack_->run_post(0);
 }

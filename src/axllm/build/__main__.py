@@ -24,8 +24,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--last_kv_cache_len",
         type=int,
         action="append",
-        default=[],
-        help="history length of an extra prefill group (repeatable)",
+        default=None,
+        metavar="H",
+        help="history length of a prefill-with-history group (repeatable). Default: every "
+        "multiple of --prefill_len below --kv_cache_len (128 256 ... 896 for P=128, C=1023), so "
+        "any prompt up to the context prefills in P-token chunks; the groups share the layer "
+        "weights (no extra file size). Given flags replace the default; 0 alone builds no history "
+        "groups (prompts past P then go through decode steps, one token per run)",
     )
     p.add_argument("-t", "--hidden_state_type", choices=HIDDEN_STATE_TYPES, default="bf16")
     p.add_argument("-w", "--weight_type", choices=WEIGHT_TYPES, default="bf16")
@@ -35,10 +40,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    history = args.last_kv_cache_len
+    if history == [0]:
+        history = []
     opts = BuildOptions(
         prefill_len=args.prefill_len,
         kv_cache_len=args.kv_cache_len,
-        last_kv_cache_len=args.last_kv_cache_len,
+        last_kv_cache_len=history,
         hidden_state_type=args.hidden_state_type,
         weight_type=args.weight_type,
     )

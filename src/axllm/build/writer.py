@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Union
 
@@ -26,13 +26,23 @@ WEIGHT_TYPES = ("bf16", "fp32")
 Checkpoint = Union[HfCheckpoint, GgufCheckpoint]
 
 
+def default_history_lens(prefill_len: int, kv_cache_len: int) -> list[int]:
+    """The history groups a build gets when ``last_kv_cache_len`` is not given: every multiple of
+    P below C (for P=128, C=1023: 128, 256, ..., 896), the largest history a chunk can still follow
+    within the context. With them any prompt of up to C tokens prefills in P-token chunks; the
+    groups are shape specs over the same layer weights, so they add no weight bytes."""
+    return list(range(prefill_len, kv_cache_len, prefill_len))
+
+
 @dataclass
 class BuildOptions:
-    """Mirrors ``pulsar2 llm_build``'s flags."""
+    """Mirrors ``pulsar2 llm_build``'s flags. ``last_kv_cache_len=None`` (the default) gives
+    :func:`default_history_lens`; an explicit sequence is used as given (empty: no history
+    groups, a 2-group build whose prompts past P go through decode steps)."""
 
     prefill_len: int = 128
     kv_cache_len: int = 1023
-    last_kv_cache_len: Sequence[int] = field(default_factory=tuple)
+    last_kv_cache_len: Sequence[int] | None = None
     hidden_state_type: str = "bf16"
     weight_type: str = "bf16"
 
@@ -50,6 +60,8 @@ class BuildOptions:
             raise ValueError(
                 f"kv_cache_len ({self.kv_cache_len}) must be >= prefill_len ({self.prefill_len})"
             )
+        if self.last_kv_cache_len is None:
+            return default_history_lens(self.prefill_len, self.kv_cache_len)
         history = sorted(set(int(h) for h in self.last_kv_cache_len))
         for h in history:
             if not 0 < h <= self.kv_cache_len:
