@@ -227,8 +227,10 @@ def test_inference_session_close_frees_its_memory(models, cpp_build, tmp_path):
     assert r.returncode == 0, r.stderr
     check_session_close_counts(r.stdout)
     events = parse(ledger)
+    # The second session may get the addresses the first one freed: count per address.
+    allocs = Counter(f["ptr"] for n, f, _, _ in events if n == "axclrtMalloc")
     frees = Counter(f["ptr"] for n, f, _, _ in events if n == "axclrtFree")
-    assert all(v == 1 for v in frees.values()), "exit frees nothing twice"
+    assert allocs and frees == allocs, "exit frees nothing twice"
     assert all(f.get("ctx") in ("ok", "n/a") for _, f, _, _ in events)
     assert not any(n.endswith("-invalid") for n, _, _, _ in events)
 
