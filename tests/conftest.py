@@ -25,6 +25,13 @@ def real_gguf():
     return fetch
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests of real models are slow: fetching and building one takes most of a minute."""
+    for item in items:
+        if item.get_closest_marker("real_model") is not None:
+            item.add_marker(pytest.mark.slow)
+
+
 QWEN = "qwen2.5-coder-0.5b-instruct-q4_k_m"
 SMOLLM = "smollm2-135m-instruct-q4_1"
 

@@ -19,6 +19,7 @@ from collections import Counter
 
 import pytest
 import transformers  # noqa: F401
+from helpers.child_processes import signalled_child  # noqa: E402
 from helpers.standin_models import (  # noqa: E402
     check_session_close_counts,
     host_and_npu_models,
@@ -187,14 +188,14 @@ while True:
     llm.generate({PROMPT!r}, max_new_tokens=40, temperature=1.0, seed=1)
 """
     env = {**os.environ, "AXLLM_AX_LIB_DIR": str(cpp_build / "standin"), "AXLLM_STANDIN_LEDGER": str(ledger)}
-    p = subprocess.Popen(
+    with signalled_child(
         [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-    )
-    assert p.stdout.readline().strip() == "READY"
-    time.sleep(0.5)
-    p.send_signal(sig)
-    p.wait(30)
-    assert p.returncode == -sig, p.stderr.read()
+    ) as p:
+        assert p.stdout.readline().strip() == "READY"
+        time.sleep(0.5)
+        p.send_signal(sig)
+        p.wait(30)
+        assert p.returncode == -sig, p.stderr.read()
     events = [e[0] for e in ledger_events(ledger)]
     allocs = Counter(e.split()[1] for e in events if e.startswith("alloc "))
     frees = Counter(e.split()[1] for e in events if e.startswith("free "))

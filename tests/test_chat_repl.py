@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pexpect
 import pytest
+from helpers.child_processes import default_signals
 
 from axllm.progress import PrefillProgressLine
 
@@ -67,7 +68,10 @@ def slow(tmp_path_factory):
 class Repl:
     """One ``python -m axllm.chat`` process on a pseudo-terminal (greedy, 6 new tokens unless
     ``args`` say otherwise), its readline set up in ``tmp``, its input history under ``cache``
-    (default ``tmp/cache``)."""
+    (default ``tmp/cache``). Started with SIGINT at its default (Ctrl-C reaches it even when the
+    tests run as a background job); ``live`` holds the processes the current test started."""
+
+    live: list[pexpect.spawn] = []
 
     def __init__(self, model: Path, tmp: Path, *args: str, cache: Path | None = None, timeout: float = 20):
         cache = cache if cache is not None else tmp / "cache"
@@ -83,7 +87,9 @@ class Repl:
             codec_errors="replace",
             timeout=timeout,
             dimensions=(50, 250),
+            preexec_fn=default_signals,
         )
+        Repl.live.append(self.child)
         self.child.logfile_read = self.log
         self.child.expect_exact(PROMPT)
         self.banner = self.child.before
@@ -116,6 +122,16 @@ class Repl:
         return self.child.exitstatus
 
 
+@pytest.fixture(autouse=True)
+def no_repl_outlives_its_test():
+    """Kills the REPL processes a test leaves running (a failed ``expect`` leaves its child up)."""
+    yield
+    while Repl.live:
+        child = Repl.live.pop()
+        if child.isalive():
+            child.close(force=True)
+
+
 def context_line(stats: str) -> list[str]:
     return [line for line in stats.splitlines() if line.startswith("context")]
 
@@ -126,13 +142,12 @@ def test_two_turns_template_and_history(fast, tmp_path):
     assert "loading [" in r.banner
     first, stats = r.reply("hello")
     assert stats.endswith("finish: length]")
-    r.reply("second turn")
+    second, _ = r.reply("second turn")
     template = r.command("/template")
-    assert (
+    assert template.endswith(
         f"<|im_start|>user\r\nhello<|im_end|>\r\n<|im_start|>assistant\r\n{first}<|im_end|>\r\n"
-        "<|im_start|>user\r\nsecond turn<|im_end|>\r\n<|im_start|>assistant\r\n"
-    ) in template
-    assert template.endswith("<|im_start|>assistant\r\n")
+        f"<|im_start|>user\r\nsecond turn<|im_end|>\r\n<|im_start|>assistant\r\n{second}<|im_end|>\r\n"
+    ), "the conversation, without a generation prompt after the last reply"
     assert r.quit() == 0
     history = cache / "chat_history"
     assert history.read_text().splitlines() == ["hello", "second turn", "/template"]
@@ -246,9 +261,7 @@ def test_system_prompt_and_reset(fast, tmp_path):
     r.child.sendline("a poet")
     r.child.expect_exact("[system prompt set; new conversation]")
     r.child.expect_exact(PROMPT)
-    assert r.command("/template") == (
-        "<|im_start|>system\r\nyou are\r\na poet<|im_end|>\r\n<|im_start|>assistant\r\n"
-    )
+    assert r.command("/template") == "<|im_start|>system\r\nyou are\r\na poet<|im_end|>\r\n"
     r.reply("hello")
     assert r.command("/reset") == "[conversation reset]\r\n"
     assert "hello" not in r.command("/template")
@@ -276,6 +289,41 @@ def test_save_and_load_in_a_new_process(fast, tmp_path):
     r.reply("and then?")
     assert "and then?" in r.command("/template")
     assert r.quit() == 0
+
+
+def test_save_errors_name_the_path_given(fast, tmp_path):
+    r = Repl(fast, tmp_path)
+    r.reply("hello")
+    missing = tmp_path / "missing-dir" / "chat.axkv"
+    assert r.command(f"/save {missing}") == (
+        f"error: cannot save to {missing}: directory {missing.parent} does not exist\r\n"
+    )
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert r.command(f"/save {blocker / 'chat.axkv'}") == (
+        f"error: cannot save to {blocker / 'chat.axkv'}: directory {blocker} is not a directory\r\n"
+    )
+    occupied = tmp_path / "occupied"
+    occupied.mkdir()
+    out = r.command(f"/save {occupied}")
+    assert out.startswith(f"error: cannot save to {occupied}: ") and ".tmp" not in out, out
+    assert out.count("\r\n") == 1
+    assert r.quit() == 0
+
+
+def test_threads_set_the_host_engine_and_the_banner_shows_them(fast, tmp_path):
+    """--threads N starts the host engine with N threads: the banner says so and the process runs
+    N - 1 more threads than with --threads 1 (the engine's pool workers)."""
+    counts = {}
+    for n in (1, 3):
+        r = Repl(fast, tmp_path, "--threads", str(n))
+        assert f"host engine: {n} threads" in r.banner
+        if sys.platform == "linux":
+            counts[n] = len(os.listdir(f"/proc/{r.child.pid}/task"))
+        r.reply("hello")
+        assert r.quit() == 0
+    if counts:
+        assert counts[3] - counts[1] == 2, counts
 
 
 def test_unknown_command_and_unwritable_history(fast, tmp_path):

@@ -19,6 +19,7 @@ from helpers.prerequisites import require_or_skip, required
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "cross_test_aarch64.sh"
+pytestmark = pytest.mark.slow
 UNAVAILABLE = 77  # the script's status for "toolchain or qemu missing and not installable here"
 # Install (~20 s) + cross build of the core and tests at -j2 (~1 min alone, more on a shared
 # machine) + the tests under qemu (~10 s): generous, but bounded.

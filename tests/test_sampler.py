@@ -25,6 +25,8 @@ from transformers.generation.logits_process import (  # noqa: E402
 from axllm._core import Sampler  # noqa: E402
 
 QWEN_VOCAB = 151936
+# A Qwen-sized vocabulary: seconds per case against transformers, so in the slow set only.
+QWEN_VOCAB_SLOW = pytest.param(QWEN_VOCAB, id=str(QWEN_VOCAB), marks=pytest.mark.slow)
 
 
 def f32(x: float) -> float:
@@ -126,7 +128,7 @@ HF_GRID = {
 }
 
 
-@pytest.mark.parametrize("vocab", [2, 7, 16, 100, 1000, QWEN_VOCAB])
+@pytest.mark.parametrize("vocab", [2, 7, 16, 100, 1000, QWEN_VOCAB_SLOW])
 def test_hf_filters_match_transformers(vocab):
     rng = np.random.default_rng(vocab)
     combos = list(itertools.product(*HF_GRID.values()))
@@ -168,7 +170,7 @@ def test_hf_uniform_top_p_keeps_highest_indices():
     np.testing.assert_allclose(ref, [0, 0, 0.5, 0.5])
 
 
-@pytest.mark.parametrize("vocab", [10, 1000, QWEN_VOCAB])
+@pytest.mark.parametrize("vocab", [10, 1000, QWEN_VOCAB_SLOW])
 def test_hf_penalties_match_transformers(vocab):
     rng = np.random.default_rng(7 * vocab)
     for i in range(24):
@@ -372,7 +374,7 @@ def vendor_reference(
     return out
 
 
-@pytest.mark.parametrize("vocab", [5, 300, QWEN_VOCAB])
+@pytest.mark.parametrize("vocab", [5, 300, QWEN_VOCAB_SLOW])
 def test_vendor_matches_reference(vocab):
     rng = np.random.default_rng(vocab + 11)
     selection = [

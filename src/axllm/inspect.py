@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+from axllm._cli import plain_text
 from axllm.errors import AxllmError
 
 
@@ -52,7 +53,7 @@ def describe_model(path: Path, backend: str) -> str:
 def main(argv: Optional[list[str]] = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m axllm.inspect",
-        description=__doc__,
+        description=plain_text(__doc__ or ""),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("model")

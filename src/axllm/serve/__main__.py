@@ -3,13 +3,15 @@
   python -m axllm.serve MODEL [--host 127.0.0.1] [--port 8000] [--api-key KEY] [--max-queue N]
                         [--kv-slots N] [--max-body-bytes N] [--max-prompt-tokens N]
                         [--request-timeout SECONDS] [--model-id NAME] [--backend auto]
+                        [--threads N]
   python -m axllm.serve --demo ...      the Qwen2.5-Coder-0.5B demo model (fetched and built once)
 
 The server listens on the loopback interface unless --host names another address; the log says
 which, and warns when the address is reachable from other machines. --port 0 picks a free port
 (the line "serving ... on http://HOST:PORT/v1", printed to stderr at every log level,
 names it). --api-key (or the AXLLM_API_KEY
-environment variable) makes every /v1 request need "Authorization: Bearer KEY".
+environment variable) makes every /v1 request need "Authorization: Bearer KEY". --threads N sets
+the host engine's thread count (AXLLM_NUM_THREADS).
 
 Exit status: 0 after a clean shutdown (Ctrl-C or SIGTERM: open requests get up to 5 s to finish,
 then their generations are cancelled), 1 when the model cannot be loaded or the address
@@ -27,6 +29,7 @@ import socket
 import sys
 from typing import Optional
 
+from axllm._cli import add_threads_argument, host_threads, plain_text, set_host_threads
 from axllm.serve.config import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_QUEUE,
@@ -64,7 +67,7 @@ def _timeout(text: str) -> Optional[float]:
 def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m axllm.serve",
-        description=__doc__,
+        description=plain_text(__doc__ or ""),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("model", nargs="?", help="model directory (a pulsar2 build or a model package)")
@@ -108,6 +111,7 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     )
     p.add_argument("--model-id", help="the model's name in /v1/models (default: the directory's name)")
     p.add_argument("--backend", default="auto")
+    add_threads_argument(p)
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     args = p.parse_args(argv)
     if bool(args.model) == bool(args.demo):
@@ -145,6 +149,12 @@ def is_loopback(address: str) -> bool:
 def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s:     %(message)s")
+    if args.threads is not None:
+        try:
+            set_host_threads(args.threads)  # before the imports below: they import axllm.LLM
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
     try:
         import uvicorn
 
@@ -193,8 +203,9 @@ def main(argv: Optional[list[str]] = None) -> int:
             args.host,
             "" if args.api_key else "; no --api-key is set, so anyone who can reach it may use it",
         )
+    engine = f"{llm.backend}, {host_threads()} threads" if llm.backend == "host" else llm.backend
     print(
-        f"axllm.serve: serving {server.model_id} ({llm.backend}, context {llm.context_length}) on {url}/v1",
+        f"axllm.serve: serving {server.model_id} ({engine}, context {llm.context_length}) on {url}/v1",
         file=sys.stderr,
         flush=True,
     )
