@@ -553,9 +553,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         from axllm.llm import LLM
 
         if args.demo:
-            from axllm.demo import demo_model_dir
+            from axllm.demo import demo_model
 
-            model = demo_model_dir()
+            model = demo_model()
         else:
             model = args.model
         progress = LoadProgressBar(sys.stderr) if sys.stderr.isatty() else False

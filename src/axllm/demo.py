@@ -29,7 +29,7 @@ from axllm import zoo
 from axllm.build import BuildOptions, build
 from axllm.errors import ModelLoadError
 
-__all__ = ["BUILD_OPTIONS", "DEMO_MODEL", "ENV_VAR", "demo_build_name", "demo_model", "demo_model_dir"]
+__all__ = ["BUILD_OPTIONS", "DEMO_MODEL", "ENV_VAR", "demo_build_name", "demo_model"]
 
 DEMO_MODEL = "qwen2.5-coder-0.5b-instruct-q4_k_m"
 ENV_VAR = "AXLLM_DEMO_MODEL"
@@ -93,11 +93,6 @@ def demo_model(quiet: bool = False) -> Path:
             if not quiet:
                 print(f"removed the superseded demo build {old}", file=sys.stderr, flush=True)
     return out
-
-
-def demo_model_dir(quiet: bool = False) -> Path:
-    """The same as :func:`demo_model` (the name callers used before it was public)."""
-    return demo_model(quiet)
 
 
 def _complete(out: Path) -> bool:
