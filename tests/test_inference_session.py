@@ -24,7 +24,9 @@ def small(tmp_path_factory):
     hf = save_model(
         make_model(TinyConfig("llama", num_layers=1, seed=8)), tmp_path_factory.mktemp("s") / "hf"
     )
-    return build(hf, tmp_path_factory.mktemp("sb"), BuildOptions(prefill_len=8, kv_cache_len=16, last_kv_cache_len=[]))
+    return build(
+        hf, tmp_path_factory.mktemp("sb"), BuildOptions(prefill_len=8, kv_cache_len=16, last_kv_cache_len=[])
+    )
 
 
 @pytest.fixture(scope="module")
