@@ -116,28 +116,24 @@ def test_environment_variable_replaces_the_demo(fake_build, tmp_path, monkeypatc
         axllm.demo_model()
 
 
+def _zoo_path(name: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "axllm.zoo", "path", name],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def test_zoo_path_demo_prints_the_directory(tmp_path):
     mine = tmp_path / "mine"
     mine.mkdir()
     env = {**os.environ, "AXLLM_DEMO_MODEL": str(mine)}
-    r = subprocess.run(
-        [sys.executable, "-m", "axllm.zoo", "path", "demo"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    r = _zoo_path("demo", env)
     assert (r.returncode, r.stdout) == (0, f"{mine}\n"), r.stderr
     env["AXLLM_DEMO_MODEL"] = str(tmp_path / "missing")
-    r = subprocess.run(
-        [sys.executable, "-m", "axllm.zoo", "path", "demo"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    r = _zoo_path("demo", env)
     assert r.returncode == 1 and r.stdout == "" and "not a directory" in r.stderr
-    r = subprocess.run(
-        [sys.executable, "-m", "axllm.zoo", "path", "nothing"], capture_output=True, text=True, timeout=120
-    )
+    r = _zoo_path("nothing", dict(os.environ))
     assert r.returncode == 2 and "invalid choice" in r.stderr
