@@ -205,6 +205,10 @@ void register_generation_config(py::module_& m) {
          },
          "A copy with the given fields changed (validated).")
       .def("to_dict", &to_dict, "Every field and its value (None where unset).")
+      .def_property_readonly(
+          "has_sampling", &GenerationConfig::has_sampling,
+          "Whether any sampling field is set (then the model's sampling defaults do "
+          "not apply).")
       .def(
           "__eq__",
           [](const GenerationConfig& a, const py::object& b) -> py::object {

@@ -436,18 +436,7 @@ class Repl:
     def show_settings(self) -> None:
         settings = self.config.to_dict()
         lines = [f"{k} = {v!r}" for k, v in settings.items() if v is not None]
-        if any(
-            settings[k] is not None
-            for k in (
-                "temperature",
-                "top_k",
-                "top_p",
-                "min_p",
-                "repetition_penalty",
-                "presence_penalty",
-                "frequency_penalty",
-            )
-        ):
+        if self.config.has_sampling:
             lines.append("(transformers' semantics: unset sampling options take their neutral values)")
         else:
             defaults = ", ".join(f"{k}={v}" for k, v in self.llm.default_sampling.items())

@@ -175,6 +175,11 @@ class GenerationConfig:
     @frequency_penalty.setter
     def frequency_penalty(self, arg1: float | None) -> None: ...
     @property
+    def has_sampling(self) -> bool:
+        """
+        Whether any sampling field is set (then the model's sampling defaults do not apply).
+        """
+    @property
     def max_new_tokens(self) -> int | None:
         """
         Tokens to generate at most (>= 1); None: until EOS or a full context.
