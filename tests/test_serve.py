@@ -557,6 +557,44 @@ def test_huge_body_through_the_client_and_chunked(srv, client):
     )
 
 
+def test_overflow_policies_fit_a_long_prompt_instead_of_refusing_it(srv, client, llm):
+    """``overflow`` (an axllm extension, GenerationConfig's field): truncate_left keeps the newest
+    prompt tokens within the context's and the server's limits (--max-prompt-tokens 300 here);
+    drop_oldest_turns drops whole turns until the prompt leaves room to reply."""
+    ids = llm.tokenize("b" * 700)
+    assert len(ids) > llm.context_length
+    got = client.completions.create(
+        model="m", prompt=ids, max_tokens=2, temperature=0, extra_body={"overflow": "truncate_left"}
+    )
+    assert got.usage.prompt_tokens == 300 and got.usage.completion_tokens == 2
+    assert got.choices[0].text == llm.generate(ids[-300:], max_new_tokens=2, temperature=0).text
+    turns = []
+    for i in range(12):
+        turns += [{"role": "user", "content": f"{i} " + "b" * 60}, {"role": "assistant", "content": "ok"}]
+    turns.append({"role": "user", "content": "last question"})
+    fitted = llm.chat_prompt(turns, max_new_tokens=2, overflow="drop_oldest_turns")
+    whole = llm.tokenize(llm.apply_chat_template(turns), add_special_tokens=False)
+    assert len(fitted) <= llm.context_length - 2 < llm.context_length < len(whole)
+    with ServerThread(llm, ServeConfig()) as s:  # no --max-prompt-tokens below the context
+        got = s.client().chat.completions.create(
+            model="m",
+            messages=turns,
+            max_tokens=2,
+            temperature=0,
+            extra_body={"overflow": "drop_oldest_turns"},
+        )
+    assert got.usage.prompt_tokens == len(fitted)
+    assert (
+        got.choices[0].message.content
+        == llm.chat(turns, max_new_tokens=2, temperature=0, overflow="drop_oldest_turns").text
+    )
+    with pytest.raises(openai.BadRequestError) as e:
+        client.completions.create(
+            model="m", prompt=ids, max_tokens=2, extra_body={"overflow": "drop_oldest_turns"}
+        )
+    assert error_of(e.value)["param"] == "overflow"
+
+
 def test_too_long_prompt_gets_400_with_the_numbers(srv, client, llm):
     with pytest.raises(openai.BadRequestError) as e:
         client.chat.completions.create(model="m", messages=user("b" * 400), max_tokens=1)

@@ -144,16 +144,20 @@ class Server:
         return prompt
 
     def check_prompt(self, ids: list[int], config: GenerationConfig, param: str) -> list[int]:
-        """The prompt to run: ``ids`` fitted per the request's ``overflow``; BadRequest
-        (``context_length_exceeded``) for an empty or too long prompt."""
+        """The prompt to run: ``ids`` fitted per the request's ``overflow`` (``truncate_left`` keeps
+        the newest tokens within the context's and the server's limits; ``drop_oldest_turns`` was
+        applied to the messages already); BadRequest (``context_length_exceeded``) for an empty
+        prompt or one still longer than ``--max-prompt-tokens``."""
         if not ids:
             raise BadRequest("the prompt is empty after tokenization", param=param)
-        if config.overflow == "error" and len(ids) > self.max_prompt_tokens:
+        if config.overflow == "truncate_left":  # the newest tokens within both limits
+            try:
+                ids = self.llm.prompt_ids(ids, config)[-self.max_prompt_tokens :]
+            except ContextOverflowError as e:
+                raise _too_long(e.needed, e.available, self.context_length, param) from None
+        if len(ids) > self.max_prompt_tokens:
             raise _too_long(len(ids), self.max_prompt_tokens, self.context_length, param)
-        try:
-            return self.llm.prompt_ids(ids, config) if config.overflow != "error" else ids
-        except ContextOverflowError as e:
-            raise _too_long(e.needed, e.available, self.context_length, param) from None
+        return ids
 
     def _respond(
         self,
