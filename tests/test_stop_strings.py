@@ -160,3 +160,22 @@ def test_bad_types_rejected() -> None:
         StopMatcher(["a", 3])
     with pytest.raises(TypeError, match="text must be a str"):
         StopMatcher(["a"]).push(b"a")
+
+
+def test_memory_is_linear_in_the_stop_length() -> None:
+    """A 200 000-character stop string costs memory in proportion to its length (the matcher once
+    stored every prefix: quadratic, 822 MB for 40 000 characters)."""
+    import tracemalloc
+
+    stop = "ab" * 100_000
+    tracemalloc.start()
+    try:
+        m = StopMatcher([stop, "zz"])
+        out, matched = m.push("x" + stop[:-1])
+        assert (out, matched) == ("x", None)  # all but the first character may still be the stop
+        out, matched = m.push("b" + "tail")
+        assert (out, matched) == ("", stop)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 40 * len(stop), peak
