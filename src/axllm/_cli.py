@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import Callable
 
 THREADS_ENV = "AXLLM_NUM_THREADS"
 
@@ -16,21 +17,25 @@ def plain_text(doc: str) -> str:
     return doc.replace("``", "")
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
-    return value
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """argparse type: an integer >= ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}")
+        return value
+
+    return parse
 
 
 def add_threads_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--threads",
-        type=positive_int,
+        type=int_at_least(1),
         metavar="N",
         help=f"threads of the host engine (sets ${THREADS_ENV}; default: ${THREADS_ENV}, "
         "else the CPUs this process may run on)",

@@ -29,7 +29,7 @@ import socket
 import sys
 from typing import Optional
 
-from axllm._cli import add_threads_argument, host_threads, plain_text, set_host_threads
+from axllm._cli import add_threads_argument, host_threads, int_at_least, plain_text, set_host_threads
 from axllm.serve.config import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_QUEUE,
@@ -39,19 +39,6 @@ from axllm.serve.config import (
 
 logger = logging.getLogger("axllm.serve")
 API_KEY_ENV = "AXLLM_API_KEY"
-
-
-def _positive_int(minimum: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = minimum - 1
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}")
-        return value
-
-    return parse
 
 
 def _timeout(text: str) -> Optional[float]:
@@ -73,7 +60,7 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     p.add_argument("model", nargs="?", help="model directory (a pulsar2 build or a model package)")
     p.add_argument("--demo", action="store_true", help="serve the demo model from PyPI")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    p.add_argument("--port", type=_positive_int(0), default=8000, help="port (default 8000; 0: any free)")
+    p.add_argument("--port", type=int_at_least(0), default=8000, help="port (default 8000; 0: any free)")
     p.add_argument(
         "--api-key",
         default=os.environ.get(API_KEY_ENV) or None,
@@ -81,25 +68,25 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     )
     p.add_argument(
         "--max-queue",
-        type=_positive_int(0),
+        type=int_at_least(0),
         default=DEFAULT_MAX_QUEUE,
         help=f"requests that may wait for the model; more get 503 (default {DEFAULT_MAX_QUEUE})",
     )
     p.add_argument(
         "--kv-slots",
-        type=_positive_int(0),
+        type=int_at_least(0),
         default=0,
         help="recent conversations whose KV cache is kept in host memory (default 0)",
     )
     p.add_argument(
         "--max-body-bytes",
-        type=_positive_int(1),
+        type=int_at_least(1),
         default=DEFAULT_MAX_BODY_BYTES,
         help=f"larger request bodies get 413 (default {DEFAULT_MAX_BODY_BYTES})",
     )
     p.add_argument(
         "--max-prompt-tokens",
-        type=_positive_int(1),
+        type=int_at_least(1),
         default=None,
         help="longer prompts get 400 (default and ceiling: the context length - 1)",
     )
