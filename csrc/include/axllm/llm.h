@@ -120,6 +120,8 @@ class Llm : public std::enable_shared_from_this<Llm> {
 
   // Holds mutex_ for a call: BusyError when another thread holds it, ClosedError after close().
   std::unique_lock<std::mutex> lock_state() const;
+  // Throws ClosedError after close().
+  void check_open() const;
   struct Chunk {
     int64_t consumed = 0;    // leading tokens run and appended to the cache
     bool cancelled = false;  // cancel was seen before all of them ran

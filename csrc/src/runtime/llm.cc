@@ -47,8 +47,12 @@ std::unique_lock<std::mutex> Llm::lock_state() const {
                     ": the model is running a call on another thread; calls on one model "
                     "must be serialized (axllm.LLM does this)");
   }
-  if (closed_.load()) throw ClosedError(files_.root + " is closed");
+  check_open();
   return lock;
+}
+
+void Llm::check_open() const {
+  if (closed_.load()) throw ClosedError(files_.root + " is closed");
 }
 
 void Llm::check_ids(std::span<const int32_t> ids, const char* what) const {
@@ -269,7 +273,7 @@ int64_t Llm::prompt_limit(const GenerationConfig& config) const {
 
 std::vector<int32_t> Llm::fit_prompt(std::vector<int32_t> prompt,
                                      const GenerationConfig& config) const {
-  if (closed_.load()) throw ClosedError(files_.root + " is closed");
+  check_open();
   if (prompt.empty())
     throw std::invalid_argument("prompt is empty: it must hold at least one token");
   check_ids(prompt, "prompt");
@@ -278,7 +282,7 @@ std::vector<int32_t> Llm::fit_prompt(std::vector<int32_t> prompt,
 
 std::unique_ptr<Generation> Llm::generate(std::vector<int32_t> prompt,
                                           const GenerationConfig& config, bool reuse_kv) {
-  if (closed_.load()) throw ClosedError(files_.root + " is closed");
+  check_open();
   config.validate();
   prompt = fit_prompt(std::move(prompt), config);
   auto cancel = std::make_shared<std::atomic<bool>>(false);
