@@ -138,11 +138,6 @@ class ModelLock:
         self._mutex = threading.Lock()
         self._turn: Optional[Turn] = None
 
-    @property
-    def busy(self) -> bool:
-        """Whether a generation holds the model."""
-        return self._turns.locked
-
     @contextmanager
     def turn(self) -> Iterator[Turn]:
         """Holds the model for one generation (waiting in arrival order); see the module docstring."""
