@@ -174,7 +174,7 @@ def test_inference_session_close_frees_its_memory(models, cpp_build, tmp_path):
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_frees_cmm(models, cpp_build, tmp_path, sig):
     """A killed process frees the CMM of its LLM and of an open InferenceSession: on SIGTERM from
-    the signal handler (best effort, see csrc/src/util/sigterm_cleanup.h), on SIGINT through
+    the signal handler (best effort, see csrc/src/util/vendor_blocks.h), on SIGINT through
     KeyboardInterrupt and interpreter exit."""
     host, npu = models
     ledger = tmp_path / "ledger.txt"

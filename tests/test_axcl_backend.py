@@ -239,7 +239,7 @@ def test_inference_session_close_frees_its_memory(models, cpp_build, tmp_path):
 def test_signal_frees_device_memory(models, cpp_build, tmp_path, sig):
     """A killed process frees the device memory of its LLM (on two cards) and of an open
     InferenceSession: on SIGTERM from the signal handler (best effort, see
-    csrc/src/util/sigterm_cleanup.h), on SIGINT through KeyboardInterrupt and interpreter exit."""
+    csrc/src/util/vendor_blocks.h), on SIGINT through KeyboardInterrupt and interpreter exit."""
     host, npu = models
     ledger = tmp_path / "ledger.txt"
     code = f"""

@@ -12,7 +12,7 @@
 #include "axllm/errors.h"
 #include "axllm/log.h"
 #include "util/buffer_range.h"
-#include "util/sigterm_cleanup.h"
+#include "util/vendor_blocks.h"
 
 namespace axllm::detail {
 namespace {

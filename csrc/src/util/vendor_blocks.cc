@@ -1,4 +1,4 @@
-#include "util/sigterm_cleanup.h"
+#include "util/vendor_blocks.h"
 
 #include <atomic>
 #include <cerrno>
