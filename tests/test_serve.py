@@ -33,34 +33,14 @@ import torch  # noqa: F401
 import transformers  # noqa: F401
 import uvicorn
 from helpers.child_processes import signalled_child  # noqa: E402
-from helpers.tiny_models import TinyConfig, make_model, save_model  # noqa: E402
-from helpers.tiny_tokenizer import write_tiny_tokenizer  # noqa: E402
+from helpers.tiny_models import build_endless_tiny_model  # noqa: E402
 
 import axllm  # noqa: E402
-from axllm.build import BuildOptions, build  # noqa: E402
 from axllm.serve import ServeConfig, create_app  # noqa: E402
 from axllm.serve.__main__ import is_loopback, parse_args  # noqa: E402
 
 KEY = "test-key"
 DEADLINE = 20.0
-TINY = TinyConfig(
-    "qwen2",
-    hidden_size=256,
-    num_heads=4,
-    num_kv_heads=2,
-    head_dim=64,
-    intermediate_size=1024,
-    num_layers=4,
-    vocab_size=300,
-    seed=5,
-)
-TINY_OPTS = BuildOptions(
-    prefill_len=32,
-    kv_cache_len=512,
-    last_kv_cache_len=[32, 128, 256],
-    hidden_state_type="fp32",
-    weight_type="fp32",
-)
 
 
 class ServerThread:
@@ -159,11 +139,7 @@ def error_of(e: openai.APIStatusError) -> dict:
 def tiny_dir(tmp_path_factory):
     """The tiny model; its only EOS is id 299, which no prompt here reaches, so greedy replies run
     to max_tokens (or a stop string)."""
-    hf = save_model(make_model(TINY), tmp_path_factory.mktemp("serve") / "hf")
-    write_tiny_tokenizer(hf, eos_token_ids=[TINY.vocab_size - 1])
-    config = json.loads((hf / "tokenizer_config.json").read_text())
-    (hf / "tokenizer_config.json").write_text(json.dumps({**config, "eos_token": None}))
-    return build(hf, tmp_path_factory.mktemp("serve_tiny"), TINY_OPTS)
+    return build_endless_tiny_model(tmp_path_factory.mktemp("serve"))
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "check.h"
-#include "util/sigterm_cleanup.h"
+#include "util/vendor_blocks.h"
 
 namespace vb = axllm::detail::vendor_blocks;
 

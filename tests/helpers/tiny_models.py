@@ -137,3 +137,39 @@ def post_reference(model: torch.nn.Module, hidden: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         x = torch.from_numpy(hidden.astype(np.float32))
         return model.lm_head(model.model.norm(x)).numpy()
+
+
+def build_endless_tiny_model(directory: Path) -> Path:
+    """A tiny random fp32 Qwen2 (4 layers, hidden 256, byte-level tokenizer) built into
+    ``directory / "tiny"`` for the host engine (P 32, C 512, history groups 32, 128, 256). Its only
+    EOS is id 299, which greedy replies to short prompts do not reach, and its tokenizer config names
+    no EOS token: replies run to max_tokens (or a stop string). The serve tests and the benches that
+    must run without the real demo use it."""
+    import json
+
+    from axllm.build import BuildOptions, build
+    from helpers.tiny_tokenizer import write_tiny_tokenizer
+
+    cfg = TinyConfig(
+        "qwen2",
+        hidden_size=256,
+        num_heads=4,
+        num_kv_heads=2,
+        head_dim=64,
+        intermediate_size=1024,
+        num_layers=4,
+        vocab_size=300,
+        seed=5,
+    )
+    hf = save_model(make_model(cfg), directory / "hf")
+    write_tiny_tokenizer(hf, eos_token_ids=[cfg.vocab_size - 1])
+    config = json.loads((hf / "tokenizer_config.json").read_text())
+    (hf / "tokenizer_config.json").write_text(json.dumps({**config, "eos_token": None}))
+    options = BuildOptions(
+        prefill_len=32,
+        kv_cache_len=512,
+        last_kv_cache_len=[32, 128, 256],
+        hidden_state_type="fp32",
+        weight_type="fp32",
+    )
+    return build(hf, directory / "tiny", options)
